@@ -1,0 +1,264 @@
+"""Runs the five Darkroom services on this machine as compose would (standard library only).
+
+Each service is its own process (``python -m darkroom.<service>`` in this virtualenv), started
+once Kafka, PostgreSQL and S3 answer, logged to var/log/<service>.log and, when it dies,
+restarted after a capped backoff (compose's ``restart: unless-stopped``). SIGTERM or Ctrl-C
+stops them all (SIGTERM, up to 30 s, then SIGKILL). Run by ``deploy/local/stack up``; what it
+says goes to the terminal and to var/log/supervise.log.
+
+    python deploy/local/supervise.py [--only ingest,metadata]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+ROOT = Path(__file__).resolve().parents[2]
+LOGS = ROOT / "var" / "log"
+RUN = ROOT / "var" / "run"
+PID_FILE = RUN / "supervise.pid"
+
+# Each service and the default port of its HTTP server (/healthz, /readyz; the gateway's API).
+SERVICES = {"ingest": 8000, "metadata": 8001, "dedup": 8002, "tagging": 8003, "notify": 8004}
+INFRASTRUCTURE = {"Kafka": 9092, "PostgreSQL": 5432, "S3": 9000}
+INFRASTRUCTURE_TIMEOUT = 120.0
+FIRST_BACKOFF, MAX_BACKOFF = 1.0, 30.0
+STEADY_AFTER = 60.0  # a service that ran this long is restarted at the first backoff again
+STOP_GRACE = 30.0
+NAG_EVERY = 60.0
+TICK = 0.5
+
+
+def say(message: str) -> None:
+    """One line to the terminal and to var/log/supervise.log."""
+    print(f"{time.strftime('%H:%M:%S')} supervise: {message}", flush=True)
+    with (LOGS / "supervise.log").open("a", encoding="utf-8") as log:
+        log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
+
+
+def port_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def is_ready(port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        connection.request("GET", "/readyz")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restart_at: float = 0.0
+    backoff: float = FIRST_BACKOFF
+    ready: bool = False
+
+    @property
+    def log(self) -> Path:
+        return LOGS / f"{self.name}.log"
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            log.write(f"\n==== {time.strftime('%FT%TZ', time.gmtime())} starting\n".encode())
+            log.flush()
+            # A session of its own: Ctrl-C reaches the supervisor only, which stops each
+            # service once, with SIGTERM.
+            self.process = subprocess.Popen(  # noqa: S603 (a fixed command)
+                [sys.executable, "-m", f"darkroom.{self.name}"],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        (RUN / f"{self.name}.pid").write_text(f"{self.process.pid}\n")
+        self.started_at = time.monotonic()
+        self.ready = False
+
+    def watch(self, now: float) -> None:
+        """One look at the service: restarts it when due, notices its exit or its readiness."""
+        if self.process is None:
+            if now >= self.restart_at:
+                self.start()
+            return
+        code = self.process.poll()
+        if code is None:
+            if not self.ready and is_ready(self.port):
+                self.ready = True
+                say(f"{self.name} is ready on http://127.0.0.1:{self.port}")
+            return
+        if now - self.started_at >= STEADY_AFTER:
+            self.backoff = FIRST_BACKOFF
+        log = self.log.relative_to(ROOT)
+        say(f"{self.name} exited with code {code}; restarting in {self.backoff:g}s (see {log})")
+        self.process, self.ready = None, False
+        self.restart_at = now + self.backoff
+        self.backoff = min(self.backoff * 2, MAX_BACKOFF)
+
+    def signal(self, signum: signal.Signals) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signum)
+
+    def stopped(self, deadline: float) -> None:
+        """Waits for the process until the deadline, then kills it."""
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            say(f"{self.name} did not stop within {STOP_GRACE:g}s; killing it")
+            self.signal(signal.SIGKILL)
+            self.process.wait()
+        (RUN / f"{self.name}.pid").unlink(missing_ok=True)
+
+
+class Stop:
+    """Set by SIGTERM or SIGINT; the main loop notices within one tick."""
+
+    requested = False
+
+    @classmethod
+    def handle(cls, signum: int, frame: FrameType | None) -> None:
+        cls.requested = True
+
+
+def wait_for_infrastructure() -> bool:
+    deadline = time.monotonic() + INFRASTRUCTURE_TIMEOUT
+    missing = dict(INFRASTRUCTURE)
+    told = False
+    while not Stop.requested:
+        missing = {name: port for name, port in missing.items() if not port_answers(port)}
+        if not missing:
+            return True
+        if time.monotonic() > deadline:
+            names = ", ".join(f"{name} (127.0.0.1:{port})" for name, port in missing.items())
+            say(f"gave up waiting for {names}; start them with deploy/local/stack start")
+            return False
+        if not told:
+            say(f"waiting for {', '.join(missing)}")
+            told = True
+        time.sleep(TICK)
+    return False
+
+
+def supervise(services: list[Service]) -> None:
+    for service in services:
+        service.start()
+    announced = False
+    nag_at = time.monotonic() + NAG_EVERY
+    while not Stop.requested:
+        now = time.monotonic()
+        for service in services:
+            service.watch(now)
+        if not announced and all(service.ready for service in services):
+            announced = True
+            announce(services)
+        elif not announced and now >= nag_at:
+            waiting = [service for service in services if not service.ready]
+            logs = ", ".join(str(service.log.relative_to(ROOT)) for service in waiting)
+            say(f"still waiting for {', '.join(s.name for s in waiting)} (see {logs})")
+            nag_at = now + NAG_EVERY
+        time.sleep(TICK)
+
+
+def announce(services: list[Service]) -> None:
+    gateway = next((s for s in services if s.name == "ingest"), None)
+    if gateway is None:
+        say(f"{', '.join(s.name for s in services)} ready")
+    else:
+        say(f"Darkroom is up: gateway http://127.0.0.1:{gateway.port} (docs at /docs)")
+
+
+def stop_all(services: list[Service]) -> None:
+    say("stopping the services")
+    for service in services:
+        service.signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
+    for service in services:
+        service.stopped(deadline)
+    say("services stopped")
+
+
+def other_supervisor() -> int | None:
+    """The pid of a supervisor already running from this repo, if any."""
+    try:
+        pid = int(PID_FILE.read_text())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if pid != os.getpid() and Path(__file__).name.encode() in command else None
+
+
+def parse_only(value: str) -> list[str]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(SERVICES))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown service(s): {', '.join(unknown)}")
+    return names
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only",
+        type=parse_only,
+        default=list(SERVICES),
+        metavar="NAME,NAME",
+        help=f"start only these services (of {', '.join(SERVICES)})",
+    )
+    names: list[str] = parser.parse_args().only
+    LOGS.mkdir(parents=True, exist_ok=True)
+    RUN.mkdir(parents=True, exist_ok=True)
+    services = [
+        Service(name, int(os.environ.get(f"DARKROOM_{name.upper()}_HTTP_PORT", SERVICES[name])))
+        for name in names
+    ]
+    if (pid := other_supervisor()) is not None:
+        say(f"already running (pid {pid}); stop it with deploy/local/stack stop")
+        return 1
+    if taken := [f"{s.name} {s.port}" for s in services if port_answers(s.port)]:
+        say(f"ports in use: {', '.join(taken)}; services still running? (deploy/local/stack stop)")
+        return 1
+    signal.signal(signal.SIGTERM, Stop.handle)
+    signal.signal(signal.SIGINT, Stop.handle)
+    PID_FILE.write_text(f"{os.getpid()}\n")
+    try:
+        if not wait_for_infrastructure():
+            return 0 if Stop.requested else 1
+        say(f"starting {', '.join(names)}; logs in {LOGS.relative_to(ROOT)}/<service>.log")
+        try:
+            supervise(services)
+        finally:
+            stop_all(services)
+    finally:
+        PID_FILE.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

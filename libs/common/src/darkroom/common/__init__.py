@@ -1,0 +1,1 @@
+"""Darkroom shared mechanisms: events, settings, broker, blobs, db, telemetry."""

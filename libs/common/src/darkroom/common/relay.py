@@ -1,0 +1,118 @@
+"""The outbox relay: publishes committed outbox rows to Kafka and marks them sent.
+
+Replicas cooperate through ``FOR UPDATE SKIP LOCKED``; a NOTIFY on insert wakes the relay at
+once and a poll is the fallback. While Kafka is down the batch's transaction rolls back, so
+nothing is marked sent that Kafka did not acknowledge; the relay retries with capped backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from opentelemetry import metrics
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+from darkroom.common.db import Database
+from darkroom.common.retry import backoff
+from darkroom.common.telemetry import attach_trace, detach_trace
+
+log = logging.getLogger(__name__)
+_published = metrics.get_meter("darkroom").create_counter(
+    "darkroom_outbox_published_total", description="Outbox rows published to Kafka."
+)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        broker: KafkaBroker,
+        *,
+        service: str,
+        batch_size: int,
+        poll_seconds: float,
+        max_backoff_seconds: float,
+    ) -> None:
+        self._db = db
+        self._broker = broker
+        self._service = service
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._max_backoff = max_backoff_seconds
+        self._wake = asyncio.Event()
+        self.healthy = True
+
+    async def run(self) -> None:
+        """Publish until cancelled."""
+        listener = await self._db.pool.acquire()
+        await listener.add_listener("darkroom_outbox", self._on_notify)
+        failures = 0
+        try:
+            while True:
+                try:
+                    published = await self.publish_batch()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    failures += 1
+                    self.healthy = False
+                    delay = backoff(failures, cap=self._max_backoff)
+                    log.warning("outbox relay: %s; retrying in %.1fs", exc, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                failures = 0
+                self.healthy = True
+                if published < self._batch_size:
+                    await self._sleep()
+        finally:
+            await listener.remove_listener("darkroom_outbox", self._on_notify)
+            await self._db.pool.release(listener)
+
+    async def publish_batch(self) -> int:
+        """Publish one batch of pending rows; returns how many were published."""
+        # The relay's own queries are not traced (they would make a trace of every poll);
+        # each message's producer span joins the trace of the transaction that wrote it.
+        with suppress_instrumentation():
+            async with self._db.transaction() as tx:
+                rows = await tx.fetch(
+                    "SELECT id, topic, key, headers, payload FROM outbox"
+                    " WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                    self._batch_size,
+                )
+                if not rows:
+                    return 0
+                acks = [await self._send(row) for row in rows]
+                await asyncio.gather(*acks)
+                await tx.execute(
+                    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                    [row["id"] for row in rows],
+                )
+        _published.add(len(rows), {"service": self._service})
+        return len(rows)
+
+    async def _send(self, row: Any) -> asyncio.Future[Any]:
+        headers: dict[str, str] = json.loads(row["headers"])
+        token = attach_trace(headers)  # the producer span continues the writer's trace
+        try:
+            return await self._broker.publish(
+                bytes(row["payload"]),
+                row["topic"],
+                key=row["key"].encode(),
+                headers=headers,
+                no_confirm=True,
+            )
+        finally:
+            detach_trace(token)
+
+    async def _sleep(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
+        self._wake.clear()
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()

@@ -1,0 +1,179 @@
+"""A service process: its resources opened in the lifespan, its health, its shutdown.
+
+Every service builds one ``Runtime`` in its ``app.py``, registers its subscribers on
+``runtime.broker``, and serves ``runtime.app``. Start: connect to PostgreSQL (retrying until
+it answers), migrate, create topics and buckets, start the consumers and the outbox relay.
+SIGTERM: uvicorn runs the lifespan's exit, which stops the consumers after their in-flight
+messages (``shutdown_grace_seconds``), then the relay and the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.sdk.trace import SpanProcessor
+
+from darkroom.common import telemetry
+from darkroom.common.blobs import Blobs
+from darkroom.common.broker import ConsumerPolicy, create_broker
+from darkroom.common.db import Database, purge
+from darkroom.common.events import CATALOG
+from darkroom.common.relay import OutboxRelay
+from darkroom.common.retry import TRANSIENT_ERRORS, backoff
+from darkroom.common.settings import ServiceSettings
+from darkroom.common.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_SECONDS = 3600
+KEEP_DAYS = 14
+"""Inbox and sent outbox rows are kept twice Kafka's default retention of 7 days."""
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        migrations: tuple[str, ...] = (),
+        span_processors: tuple[SpanProcessor, ...] = (),
+    ) -> None:
+        self.settings = settings
+        self.service = settings.service
+        self.tracer_provider = telemetry.setup(self.service, settings, processors=span_processors)
+        self.policy = ConsumerPolicy(self.service, settings)
+        self.broker = create_broker(settings, self.policy, self.tracer_provider)
+        self.db = Database(settings.database_url)
+        self.blobs = Blobs(settings)
+        self.relay = OutboxRelay(
+            self.db,
+            self.broker,
+            service=self.service,
+            batch_size=settings.outbox_batch_size,
+            poll_seconds=settings.outbox_poll_seconds,
+            max_backoff_seconds=settings.retry_max_backoff_seconds,
+        )
+        self._document_publishers()
+        self._migrations = ("darkroom.common", *migrations)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = False
+        self.app = FastAPI(title=f"darkroom-{self.service}", lifespan=self._lifespan)
+        self.app.add_api_route("/healthz", self._healthz, methods=["GET"], tags=["health"])
+        self.app.add_api_route("/readyz", self._readyz, methods=["GET"], tags=["health"])
+        telemetry.instrument(self.app, self.tracer_provider)
+
+    def _document_publishers(self) -> None:
+        """Declare the events this service publishes (through its outbox) for AsyncAPI."""
+        for event in CATALOG:
+            if event.producer == self.service:
+                self.broker.publisher(
+                    event.topic,
+                    title=f"{self.service}/{event.topic}",
+                    description=event.__doc__,
+                    schema=event,
+                )
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _: FastAPI) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        await _until_available("PostgreSQL", self.db.connect)
+        await self.db.migrate(self._migrations)
+        await _until_available("Kafka", lambda: ensure_topics(self.settings))
+        await _until_available(
+            "S3",
+            lambda: self.blobs.ensure_buckets(
+                self.settings.bucket_originals, self.settings.bucket_derived
+            ),
+        )
+        await self.broker.start()
+        self._tasks = [
+            asyncio.create_task(self.relay.run(), name="outbox-relay"),
+            asyncio.create_task(self._housekeeping(), name="housekeeping"),
+        ]
+        self.started = True
+        log.info("%s started", self.service)
+
+    async def stop(self) -> None:
+        self.started = False
+        await self.broker.stop()  # waits for in-flight handlers, up to graceful_timeout
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.db.close()
+        self.tracer_provider.shutdown()  # flushes this process's last spans
+        log.info("%s stopped", self.service)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            with contextlib.suppress(*TRANSIENT_ERRORS), suppress_instrumentation():
+                await purge(self.db, keep_days=KEEP_DAYS)
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+
+    async def _healthz(self) -> dict[str, str]:
+        return {"status": "ok", "service": self.service}
+
+    async def _readyz(self) -> JSONResponse:
+        checks: dict[str, Any] = {"started": self.started}
+        if self.policy.halted:
+            checks["consumer"] = f"halted: {self.policy.halted}"
+        if self.started:
+            checks["postgres"] = await _check(self.db.ping)
+            checks["kafka"] = await _check(self._ping_kafka)
+            checks["s3"] = await _check(self.blobs.ping)
+            checks["outbox"] = "ok" if self.relay.healthy else "publishing is failing"
+        ready = self.started and all(v in (True, "ok") for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "service": self.service, **checks},
+            status_code=200 if ready else 503,
+        )
+
+    async def _ping_kafka(self) -> None:
+        if not await self.broker.ping(timeout=2.0):
+            raise ConnectionError("Kafka does not answer")
+
+    def run(self) -> None:
+        """Serve until SIGTERM or SIGINT."""
+        uvicorn.run(
+            self.app,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_config=None,
+            timeout_graceful_shutdown=int(self.settings.shutdown_grace_seconds),
+        )
+
+
+async def _check(probe: Callable[[], Awaitable[Any]]) -> str:
+    try:
+        with suppress_instrumentation():  # probes every few seconds are not worth a trace
+            await asyncio.wait_for(probe(), timeout=3.0)
+    except Exception as exc:
+        return f"failing: {type(exc).__name__}: {exc}"
+    return "ok"
+
+
+async def _until_available(what: str, attempt: Callable[[], Awaitable[Any]]) -> None:
+    """Retry ``attempt`` with capped backoff while ``what`` is not yet answering."""
+    failures = 0
+    while True:
+        try:
+            await attempt()
+            return
+        except TRANSIENT_ERRORS as exc:
+            failures += 1
+            delay = backoff(failures, cap=5.0)
+            log.warning("%s is not available (%s); retrying in %.1fs", what, exc, delay)
+            await asyncio.sleep(delay)

@@ -1,0 +1,152 @@
+"""Settings for every service, read from the environment (prefix ``DARKROOM_``).
+
+One shared base holds what every service needs (Kafka, S3, telemetry, consumer policy);
+one class per service adds what is its own: its database and its HTTP port, read from
+``DARKROOM_<SERVICE>_DATABASE_URL`` and ``DARKROOM_<SERVICE>_HTTP_PORT`` so that one
+environment can hold the settings of the whole stack.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_DATABASE = "postgresql://darkroom:darkroom@127.0.0.1:5432/darkroom_{service}"
+
+
+class CommonSettings(BaseSettings):
+    """What every Darkroom process reads: the infrastructure and the shared policies."""
+
+    model_config = SettingsConfigDict(env_prefix="DARKROOM_", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
+    )
+    topic_partitions: int = Field(
+        8, ge=1, description="Partitions per topic: the largest replica count a service may run."
+    )
+    topic_replication_factor: int = Field(1, ge=1, description="Replicas of each topic.")
+    s3_endpoint: str = Field("http://127.0.0.1:9000", description="S3-compatible endpoint URL.")
+    s3_access_key: str = Field("darkroom", description="S3 access key.")
+    s3_secret_key: SecretStr = Field(SecretStr("darkroom-secret"), description="S3 secret key.")
+    s3_region: str = Field("us-east-1", description="S3 region name.")
+    bucket_originals: str = Field("originals", description="Bucket of original uploads.")
+    bucket_derived: str = Field("derived", description="Bucket of thumbnails and previews.")
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP collector URL; telemetry is exported only when set."
+    )
+    log_level: str = Field("INFO", description="Root log level.")
+    retry_attempts: int = Field(
+        5, ge=1, description="Attempts at a message whose handler meets a transient fault."
+    )
+    retry_max_backoff_seconds: float = Field(
+        10.0, gt=0, description="Cap of the exponential backoff between attempts."
+    )
+    dlq_window: int = Field(
+        100, ge=1, description="Messages over which the dead-letter share is measured."
+    )
+    dlq_max_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of dead-lettered messages in the window that stops the consumer.",
+    )
+    outbox_batch_size: int = Field(100, ge=1, description="Outbox rows published per round.")
+    outbox_poll_seconds: float = Field(
+        1.0, gt=0, description="Outbox poll interval when no NOTIFY arrives."
+    )
+    shutdown_grace_seconds: float = Field(
+        20.0, gt=0, description="Time in-flight messages get to finish on SIGTERM."
+    )
+
+
+def _own(service: str, name: str, default: Any, description: str) -> Any:
+    """A setting that belongs to one service: ``DARKROOM_<SERVICE>_<NAME>``."""
+    env = f"DARKROOM_{service.upper()}_{name.upper()}"
+    return Field(default, validation_alias=AliasChoices(env), description=description)
+
+
+class ServiceSettings(CommonSettings):
+    """The base of one service's settings."""
+
+    service: ClassVar[str]
+    database_url: str
+    http_host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
+    http_port: int
+
+
+class IngestSettings(ServiceSettings):
+    service: ClassVar[str] = "ingest"
+    database_url: str = _own(
+        "ingest", "database_url", LOCAL_DATABASE.format(service="ingest"), "Ingest's PostgreSQL."
+    )
+    http_port: int = _own("ingest", "http_port", 8000, "Port of the gateway's HTTP API.")
+
+
+class MetadataSettings(ServiceSettings):
+    service: ClassVar[str] = "metadata"
+    database_url: str = _own(
+        "metadata",
+        "database_url",
+        LOCAL_DATABASE.format(service="metadata"),
+        "Metadata's PostgreSQL.",
+    )
+    http_port: int = _own("metadata", "http_port", 8001, "Port of /healthz and /readyz.")
+
+
+class DedupSettings(ServiceSettings):
+    service: ClassVar[str] = "dedup"
+    database_url: str = _own(
+        "dedup", "database_url", LOCAL_DATABASE.format(service="dedup"), "Dedup's PostgreSQL."
+    )
+    http_port: int = _own("dedup", "http_port", 8002, "Port of /healthz and /readyz.")
+
+
+class TaggingSettings(ServiceSettings):
+    service: ClassVar[str] = "tagging"
+    database_url: str = _own(
+        "tagging",
+        "database_url",
+        LOCAL_DATABASE.format(service="tagging"),
+        "Tagging's PostgreSQL.",
+    )
+    http_port: int = _own("tagging", "http_port", 8003, "Port of /healthz and /readyz.")
+
+
+class NotifySettings(ServiceSettings):
+    service: ClassVar[str] = "notify"
+    database_url: str = _own(
+        "notify", "database_url", LOCAL_DATABASE.format(service="notify"), "Notify's PostgreSQL."
+    )
+    http_port: int = _own("notify", "http_port", 8004, "Port of /healthz and /readyz.")
+    smtp_host: str = _own("notify", "smtp_host", "127.0.0.1", "SMTP relay host.")
+    smtp_port: int = _own("notify", "smtp_port", 2525, "SMTP relay port.")
+    smtp_username: str | None = _own("notify", "smtp_username", None, "SMTP login, if any.")
+    smtp_password: SecretStr | None = _own("notify", "smtp_password", None, "SMTP password.")
+    smtp_starttls: bool = _own("notify", "smtp_starttls", False, "Upgrade with STARTTLS.")
+    smtp_tls: bool = _own("notify", "smtp_tls", False, "Connect with implicit TLS.")
+    mail_from: str = _own("notify", "mail_from", "darkroom@localhost", "Sender address.")
+
+
+SERVICE_SETTINGS: tuple[type[ServiceSettings], ...] = (
+    IngestSettings,
+    MetadataSettings,
+    DedupSettings,
+    TaggingSettings,
+    NotifySettings,
+)
+
+
+def env_names(settings: type[CommonSettings]) -> list[str]:
+    """Every environment variable a settings class reads, for deploy files and their tests."""
+    prefix = settings.model_config.get("env_prefix", "")
+    names = []
+    for field_name, field in settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.append(str(alias.choices[0]))
+        else:
+            names.append(f"{prefix}{field_name}".upper())
+    return names

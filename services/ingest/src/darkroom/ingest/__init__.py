@@ -1,0 +1,1 @@
+"""Darkroom ingest service."""

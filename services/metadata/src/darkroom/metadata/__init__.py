@@ -1,0 +1,1 @@
+"""Darkroom metadata service."""

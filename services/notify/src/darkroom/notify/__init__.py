@@ -1,0 +1,1 @@
+"""Darkroom notify service."""

@@ -1,0 +1,1 @@
+"""Darkroom tagging service."""

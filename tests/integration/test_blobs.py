@@ -1,0 +1,115 @@
+"""Blobs on the real S3-compatible server: streaming puts with flat memory and a hard limit."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from collections.abc import AsyncIterator
+
+import psutil
+import pytest
+
+from darkroom.common.blobs import Blobs, LimitExceeded
+from darkroom.common.settings import CommonSettings
+
+MB = 1024 * 1024
+BUCKET = "darkroom-test"
+
+
+@pytest.fixture
+async def blobs(settings: CommonSettings) -> Blobs:
+    blobs = Blobs(settings)
+    await blobs.ensure_buckets(BUCKET)
+    return blobs
+
+
+async def stream(total: int, *, chunk: int = 256 * 1024) -> AsyncIterator[bytes]:
+    """``total`` bytes of varied content, made as they are sent (never held whole)."""
+    block = hashlib.sha256(b"darkroom").digest() * (chunk // 32)
+    for n in range(total // chunk):
+        yield n.to_bytes(8, "big") + block[8:]
+
+
+class PeakMemory:
+    """Samples this process's resident memory in a thread while the block runs."""
+
+    def __init__(self) -> None:
+        self._process = psutil.Process()
+        self._stop = threading.Event()
+        self.baseline = self.peak = self._process.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._process.memory_info().rss)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.baseline
+
+
+async def test_a_200_mb_stream_arrives_intact_with_flat_memory(blobs: Blobs) -> None:
+    key = f"{uuid.uuid4()}/original"
+    expected = hashlib.sha256()
+    async for piece in stream(200 * MB):
+        expected.update(piece)
+
+    with PeakMemory() as memory:
+        stored = await blobs.put_stream(BUCKET, key, stream(200 * MB), limit=250 * MB)
+
+    assert stored.size == 200 * MB
+    assert stored.sha256 == expected.hexdigest()
+    assert memory.growth < 64 * MB, f"memory grew by {memory.growth / MB:.1f} MB"
+    info = await blobs.stat(BUCKET, key)
+    assert info is not None and info.size == 200 * MB
+    assert hashlib.sha256(await blobs.get(BUCKET, key)).hexdigest() == expected.hexdigest()
+    await blobs.remove(BUCKET, key)
+
+
+@pytest.mark.parametrize("size", [3 * MB, 40 * MB], ids=["one part", "multipart"])
+async def test_a_put_past_its_limit_stops_and_leaves_no_object(blobs: Blobs, size: int) -> None:
+    key = f"{uuid.uuid4()}/original"
+    sent = 0
+
+    async def counted() -> AsyncIterator[bytes]:
+        nonlocal sent
+        async for piece in stream(size):
+            sent += len(piece)
+            yield piece
+
+    with pytest.raises(LimitExceeded, match="larger than its limit of 1,048,576 bytes"):
+        await blobs.put_stream(BUCKET, key, counted(), limit=1 * MB)
+
+    assert await blobs.stat(BUCKET, key) is None
+    # Stopped at the limit, not after reading the whole stream (the queue holds a few chunks).
+    assert sent < 1 * MB + 8 * 256 * 1024
+
+
+async def test_a_stream_that_fails_midway_leaves_no_object(blobs: Blobs) -> None:
+    key = f"{uuid.uuid4()}/original"
+
+    async def broken() -> AsyncIterator[bytes]:
+        async for n, piece in _enumerate(stream(20 * MB)):
+            if n == 40:
+                raise ConnectionResetError("client went away")
+            yield piece
+
+    with pytest.raises(ConnectionResetError):
+        await blobs.put_stream(BUCKET, key, broken(), limit=100 * MB)
+    assert await blobs.stat(BUCKET, key) is None
+
+
+async def _enumerate(items: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, bytes]]:
+    n = 0
+    async for item in items:
+        yield n, item
+        n += 1

@@ -1,0 +1,110 @@
+"""The consumer policy's rules, on FastStream's in-memory test broker (no Kafka here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from faststream.kafka import KafkaMessage, TestKafkaBroker
+
+from darkroom.common.broker import ConsumerPolicy, create_broker
+from darkroom.common.retry import TransientError, backoff
+from darkroom.common.settings import CommonSettings
+
+SETTINGS = CommonSettings(retry_attempts=3, retry_max_backoff_seconds=0.01, dlq_window=10)
+
+
+def policy_and_broker() -> tuple[ConsumerPolicy, Any]:
+    policy = ConsumerPolicy("probe", SETTINGS)
+    return policy, create_broker(SETTINGS, policy, tracer_provider=None)
+
+
+async def test_a_transient_fault_is_retried_until_it_passes() -> None:
+    _policy, broker = policy_and_broker()
+    calls: list[dict[str, Any]] = []
+
+    @broker.subscriber("in", group_id="probe")
+    async def handle(body: dict[str, Any]) -> None:
+        calls.append(body)
+        if len(calls) < 3:
+            raise TransientError("database restarting")
+
+    dead: list[bytes] = []
+
+    @broker.subscriber("darkroom.dlq.probe")
+    async def dlq(body: bytes) -> None:
+        dead.append(body)
+
+    async with TestKafkaBroker(broker):
+        await broker.publish({"n": 1}, "in")
+
+    assert calls == [{"n": 1}] * 3
+    assert dead == []
+
+
+async def test_a_fault_that_persists_is_dead_lettered_with_its_origin() -> None:
+    policy, broker = policy_and_broker()
+    attempts = 0
+
+    @broker.subscriber("in", group_id="probe")
+    async def handle(body: dict[str, Any]) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise TransientError("S3 is down")
+
+    dead: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    @broker.subscriber("darkroom.dlq.probe")
+    async def dlq(body: dict[str, Any], message: KafkaMessage) -> None:
+        dead.append((body, message.headers))
+
+    async with TestKafkaBroker(broker):
+        await broker.publish({"n": 1}, "in")
+
+    assert attempts == SETTINGS.retry_attempts
+    [(body, headers)] = dead
+    assert body == {"n": 1}
+    assert headers["dlq_original_topic"] == "in"
+    assert headers["dlq_error_type"] == "TransientError"
+    assert headers["dlq_error"] == "S3 is down"
+    assert policy.halted is None
+
+
+async def test_a_bug_is_not_retried() -> None:
+    _policy, broker = policy_and_broker()
+    attempts = 0
+
+    @broker.subscriber("in", group_id="probe")
+    async def handle(body: dict[str, Any]) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise KeyError("width")
+
+    async with TestKafkaBroker(broker):
+        await broker.publish({"n": 1}, "in")
+
+    assert attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("history", "halts"),
+    [
+        ([], False),  # too few messages to judge
+        ([True] * 8, False),  # the 9th dead letter: still fewer than 10 messages
+        ([True] * 9, True),  # 10 of 10 would be dead
+        ([False] * 5 + [True] * 4, False),  # 5 of 10 is not more than half
+        ([False] * 4 + [True] * 5, True),  # 6 of 10 is
+        ([True] * 5 + [False] * 10, False),  # old failures have left the window
+    ],
+)
+def test_dead_letters_halt_the_consumer_past_their_share(history: list[bool], halts: bool) -> None:
+    policy = ConsumerPolicy("probe", SETTINGS)
+    for dead in history:
+        policy.record(dead=dead)
+    assert policy.would_exceed() is halts
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    assert all(0.1 <= backoff(1) <= 0.2 for _ in range(50))
+    assert all(backoff(30, cap=5.0) <= 5.0 for _ in range(50))
+    assert all(backoff(4) >= 0.8 for _ in range(50))

@@ -1,0 +1,140 @@
+"""The event models: documented, versioned, and their generated documents current."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from darkroom.common.docs import documents
+from darkroom.common.events import (
+    CATALOG,
+    Event,
+    MediaRef,
+    MediaUploaded,
+    SessionSubmitted,
+    TaggingCommand,
+    cloudevent_headers,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _models(model: type[BaseModel]) -> list[type[BaseModel]]:
+    """``model`` and every model nested in its fields."""
+    found = [model]
+    for field in model.model_fields.values():
+        for inner in [field.annotation, *_args(field.annotation)]:
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                found += _models(inner)
+    return found
+
+
+@pytest.mark.parametrize("event", CATALOG, ids=lambda e: e.__name__)
+def test_every_field_has_a_description_and_an_example(event: type[Event]) -> None:
+    """The AsyncAPI documents and the catalog are only worth reading if this holds."""
+    undocumented = [
+        f"{model.__name__}.{name}"
+        for model in _models(event)
+        for name, field in model.model_fields.items()
+        if not field.description or (not field.examples and not _holds_models(field.annotation))
+    ]
+    assert undocumented == []
+
+
+def _holds_models(annotation: object) -> bool:
+    """Fields holding models (or lists of them) are documented by those models' fields."""
+    return any(
+        isinstance(inner, type) and issubclass(inner, BaseModel)
+        for inner in [annotation, *_args(annotation)]
+    )
+
+
+def _args(annotation: object) -> list[object]:
+    args = list(getattr(annotation, "__args__", ()))
+    return args + [inner for arg in args for inner in _args(arg)]
+
+
+@pytest.mark.parametrize("event", CATALOG, ids=lambda e: e.__name__)
+def test_topics_are_versioned_and_named_after_what_they_carry(event: type[Event]) -> None:
+    parts = event.topic.split(".")
+    assert parts[0] == "darkroom" and parts[-1] == "v1" and len(parts) == 4
+
+
+def test_topic_names_are_unique() -> None:
+    topics = [event.topic for event in CATALOG]
+    assert len(topics) == len(set(topics))
+
+
+def _ref() -> MediaRef:
+    return MediaRef(
+        media_id=uuid.uuid4(),
+        project_id=uuid.uuid4(),
+        session_id=uuid.uuid4(),
+        object_key="p/m/original",
+        relative_path="A/B/c.jpg",
+        ai_tagging=False,
+        classification="UNCLASSIFIED",
+    )
+
+
+def test_cloudevent_headers_carry_the_attributes_of_binary_mode() -> None:
+    ref = _ref()
+    event = MediaUploaded(
+        media=ref,
+        sha256="0" * 64,
+        size=1,
+        content_type="image/jpeg",
+        session_capture_date="2024-05-17",
+        project_timezone="Europe/Paris",
+        source="drone",
+        view_name="North",
+        uploaded_at="2024-05-17T09:30:00Z",
+    )
+    headers = cloudevent_headers(event, source="darkroom/ingest")
+    assert headers["ce_specversion"] == "1.0"
+    assert headers["ce_type"] == "darkroom.media.uploaded"
+    assert headers["ce_source"] == "darkroom/ingest"
+    assert headers["ce_subject"] == str(ref.media_id) == event.key()
+    assert uuid.UUID(headers["ce_id"])
+    assert headers["content-type"] == "application/json"
+    assert headers["ce_id"] != cloudevent_headers(event, source="darkroom/ingest")["ce_id"]
+
+
+def test_an_event_with_an_unknown_field_is_refused() -> None:
+    with pytest.raises(ValidationError, match="extra"):
+        SessionSubmitted(
+            session_id=uuid.uuid4(),
+            project_id=uuid.uuid4(),
+            view_name="v",
+            source="s",
+            uploaded=1,
+            skipped=0,
+            surprise=True,  # type: ignore[call-arg]
+        )
+
+
+def test_commands_are_told_apart_by_kind() -> None:
+    command = TaggingCommand.model_validate(
+        {
+            "project_id": str(uuid.uuid4()),
+            "command": {"kind": "name_person", "person_id": str(uuid.uuid4()), "name": "Ada"},
+        }
+    )
+    assert command.command.kind == "name_person"
+    with pytest.raises(ValidationError):
+        TaggingCommand.model_validate(
+            {"project_id": str(uuid.uuid4()), "command": {"kind": "launch_rocket"}}
+        )
+
+
+@pytest.mark.parametrize("name", sorted(documents()))
+def test_generated_documents_are_current(name: str) -> None:
+    """docs/ is generated: `uv run python -m darkroom.common.docs` after changing an event."""
+    committed = (ROOT / "docs" / name).read_text(encoding="utf-8")
+    assert committed == documents()[name]
+    if name.endswith(".json"):
+        assert json.loads(committed)["asyncapi"] == "3.0.0"
