@@ -56,20 +56,8 @@ asyncio.run(main())
 ' >/dev/null 2>&1
 }
 
-# kafka_topics: the project's topics, with partition counts from its settings, once the code
-# that knows them (darkroom.common.topics) exists.
+# kafka_topics: the project's topics, with partition counts from its settings.
 kafka_topics() {
-  local found=0
-  "${UV_RUN[@]}" python -c 'import importlib.util, sys
-sys.exit(0 if importlib.util.find_spec("darkroom.common.topics") else 3)' || found=$?
-  case $found in
-    0) ;;
-    3)
-      say "topics: darkroom.common.topics does not exist yet; no topics created"
-      return 0
-      ;;
-    *) die "topics: darkroom.common does not import (above)" ;;
-  esac
   say "creating topics (python -m darkroom.common.topics)"
   "${UV_RUN[@]}" python -m darkroom.common.topics || die "creating the topics failed"
 }
