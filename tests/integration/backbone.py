@@ -33,8 +33,10 @@ async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 30.0)
         await asyncio.sleep(0.1)
 
 
-async def read_topic(settings: CommonSettings, topic: str, count: int) -> list[Any]:
-    """The first ``count`` records of ``topic``, straight from Kafka."""
+async def read_topic(
+    settings: CommonSettings, topic: str, count: int, *, everything: bool = False
+) -> list[Any]:
+    """The first ``count`` records of ``topic`` (or all it holds now), straight from Kafka."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -47,6 +49,9 @@ async def read_topic(settings: CommonSettings, topic: str, count: int) -> list[A
         async with asyncio.timeout(30):
             while len(records) < count:
                 batch = await consumer.getmany(timeout_ms=500)
+                for part in batch.values():
+                    records.extend(part)
+            while everything and (batch := await consumer.getmany(timeout_ms=500)):
                 for part in batch.values():
                     records.extend(part)
     finally:

@@ -16,6 +16,8 @@ from darkroom.common.events import dlq_topic
 from darkroom.common.runtime import Runtime
 from darkroom.common.settings import LOCAL_DATABASE, CommonSettings, ServiceSettings
 
+from .gateway import Gateway, serve
+
 
 @pytest.fixture(scope="session")
 def settings() -> CommonSettings:
@@ -91,3 +93,12 @@ def unique() -> str:
 
 
 __all__ = ["create_topics", "dlq_topic"]
+
+
+@pytest.fixture
+async def gateway(
+    settings: CommonSettings, new_database: Callable[[], Awaitable[str]]
+) -> AsyncIterator[Gateway]:
+    """The ingest gateway on a free port, with its own database and a platform-admin key."""
+    async with serve(settings, await new_database()) as running:
+        yield running

@@ -1,10 +1,14 @@
-"""Wiring of the ingest service: its settings, resources and subscribers."""
+"""Wiring of the ingest gateway: its settings, resources and HTTP API."""
 
 from __future__ import annotations
 
 from darkroom.common.runtime import Runtime
 from darkroom.common.settings import IngestSettings
+from darkroom.ingest import api
 
 
 def create_runtime(settings: IngestSettings | None = None) -> Runtime:
-    return Runtime(settings or IngestSettings())
+    runtime = Runtime(settings or IngestSettings(), migrations=("darkroom.ingest",))
+    runtime.app.title = "Darkroom ingest gateway"
+    api.install(runtime.app, runtime)
+    return runtime

@@ -1,0 +1,647 @@
+"""The gateway's HTTP API, under /v1. Every route checks the caller's project and role."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
+
+from darkroom.common.blobs import LimitExceeded
+from darkroom.common.db import publish
+from darkroom.common.events import (
+    Classification,
+    FileOutcome,
+    MediaRef,
+    MediaUploaded,
+    SessionSubmitted,
+)
+from darkroom.common.runtime import Runtime
+from darkroom.ingest import schemas, store
+from darkroom.ingest.content import Family, content_type
+from darkroom.ingest.errors import Refused, not_found
+from darkroom.ingest.keys import Caller, Role, digest, new_secret
+from darkroom.ingest.paths import UnsafePath, extension, normalise
+from darkroom.ingest.policy import (
+    POLICIES,
+    Limits,
+    Policy,
+    check_classification,
+    check_planned,
+    checked_limits,
+)
+from darkroom.ingest.upload import judged, reported
+
+MAX_BATCH = 100
+SOURCE = "darkroom/ingest"
+
+router = APIRouter(prefix="/v1")
+
+
+def install(app: FastAPI, runtime: Runtime) -> None:
+    app.state.runtime = runtime
+    app.include_router(router)
+    app.add_exception_handler(Refused, _refused)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+
+
+async def _refused(_: Request, error: Refused) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return JSONResponse(
+        {"error": {"code": error.code, "message": error.message}}, error.status, headers=headers
+    )
+
+
+async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"] if p != "body")
+    return JSONResponse(
+        {
+            "error": {
+                "code": "invalid_request",
+                "message": f"{where}: {first['msg']}.",
+                "details": [
+                    {"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in error.errors()
+                ],
+            }
+        },
+        422,
+    )
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+
+
+async def _caller(
+    runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
+) -> Caller:
+    if not authorization:
+        raise Refused("missing_key", "Send an API key as 'Authorization: Bearer <key>'.", 401)
+    scheme, _, secret = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Refused("missing_key", "Send an API key as 'Authorization: Bearer <key>'.", 401)
+    caller = await store.caller(runtime.db.pool, digest(secret.strip()))
+    if caller is None:
+        raise Refused("invalid_key", "This API key is not valid.", 401)
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(_caller)]
+
+
+# --- projects and keys ---------------------------------------------------------------------
+
+
+@router.post("/projects", status_code=201, response_model=schemas.Project)
+async def create_project(
+    body: schemas.ProjectCreate, caller: CallerDep, runtime: RuntimeDep
+) -> Any:
+    caller.require_platform_admin()
+    policy = POLICIES[body.policy]
+    limits = checked_limits(
+        policy,
+        Limits(
+            max_files=body.max_files or policy.max_files,
+            max_bytes=body.max_bytes or policy.max_bytes,
+            max_image_bytes=body.max_image_bytes or policy.max_image_bytes,
+        ),
+    )
+    project_id = uuid.uuid4()
+    async with runtime.db.transaction() as tx:
+        await store.create_project(
+            tx,
+            project_id,
+            name=body.name,
+            policy=policy.name,
+            ceiling=(body.ceiling or Classification.UNCLASSIFIED).value,
+            timezone=body.timezone or "UTC",
+            max_files=limits.max_files,
+            max_bytes=limits.max_bytes,
+            max_image_bytes=limits.max_image_bytes,
+        )
+        await store.replace_recipients(
+            tx,
+            project_id,
+            [str(e) for e in body.recipient_emails or []],
+            [(str(w.url), w.secret) for w in body.webhooks or []],
+        )
+    return await _project(runtime, project_id)
+
+
+@router.get("/projects/{project_id}", response_model=schemas.Project)
+async def get_project(project_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) -> Any:
+    caller.require(project_id, Role.viewer)
+    return await _project(runtime, project_id)
+
+
+@router.patch("/projects/{project_id}", response_model=schemas.Project)
+async def update_project(
+    project_id: uuid.UUID, body: schemas.ProjectSettings, caller: CallerDep, runtime: RuntimeDep
+) -> Any:
+    caller.require(project_id, Role.admin)
+    async with runtime.db.transaction() as tx:
+        row = await tx.fetchrow("SELECT * FROM projects WHERE id = $1 FOR UPDATE", project_id)
+        if row is None:
+            raise not_found("project")
+        changes = body.model_dump(exclude_unset=True, exclude={"recipient_emails", "webhooks"})
+        if "ceiling" in changes:
+            changes["ceiling"] = changes["ceiling"].value
+        merged = {**dict(row), **changes}
+        checked_limits(
+            POLICIES[row["policy"]],
+            Limits(merged["max_files"], merged["max_bytes"], merged["max_image_bytes"]),
+        )
+        await store.update_project(tx, project_id, changes)
+        if body.recipient_emails is not None or body.webhooks is not None:
+            current = await store.recipients(tx, project_id)
+            emails = body.recipient_emails
+            hooks = body.webhooks
+            await store.replace_recipients(
+                tx,
+                project_id,
+                [str(e) for e in emails]
+                if emails is not None
+                else [r["address"] for r in current if r["kind"] == "email"],
+                [(str(w.url), w.secret) for w in hooks]
+                if hooks is not None
+                else [(r["address"], r["secret"]) for r in current if r["kind"] == "webhook"],
+            )
+    return await _project(runtime, project_id)
+
+
+async def _project(runtime: Runtime, project_id: uuid.UUID) -> schemas.Project:
+    row = await store.project(runtime.db.pool, project_id)
+    if row is None:
+        raise not_found("project")
+    found = await store.recipients(runtime.db.pool, project_id)
+    return schemas.Project(
+        **{k: row[k] for k in ("id", "name", "policy", "ceiling", "timezone")},
+        max_files=row["max_files"],
+        max_bytes=row["max_bytes"],
+        max_image_bytes=row["max_image_bytes"],
+        recipient_emails=[r["address"] for r in found if r["kind"] == "email"],
+        webhooks=[r["address"] for r in found if r["kind"] == "webhook"],
+    )
+
+
+@router.post("/projects/{project_id}/keys", status_code=201, response_model=schemas.Key)
+async def create_key(
+    project_id: uuid.UUID, body: schemas.KeyCreate, caller: CallerDep, runtime: RuntimeDep
+) -> Any:
+    caller.require(project_id, Role.admin)
+    if await store.project(runtime.db.pool, project_id) is None:
+        raise not_found("project")
+    secret, key_id = new_secret(), uuid.uuid4()
+    async with runtime.db.transaction() as tx:
+        await store.create_key(
+            tx,
+            key_id=key_id,
+            secret_sha256=digest(secret),
+            role=Role[body.role],
+            platform_admin=False,
+            projects=[project_id],
+            label=body.label,
+        )
+    return schemas.Key(id=key_id, key=secret, role=body.role, projects=[project_id])
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+
+@router.post("/projects/{project_id}/sessions", status_code=201, response_model=schemas.Session)
+async def create_session(
+    project_id: uuid.UUID, body: schemas.SessionCreate, caller: CallerDep, runtime: RuntimeDep
+) -> Any:
+    caller.require(project_id, Role.uploader)
+    project = await store.project(runtime.db.pool, project_id)
+    if project is None:
+        raise not_found("project")
+    check_classification(body.classification, Classification(project["ceiling"]))
+    session_id = uuid.uuid4()
+    async with runtime.db.transaction() as tx:
+        await store.create_session(
+            tx,
+            session_id,
+            project_id=project_id,
+            source=body.source,
+            view_name=body.view_name,
+            capture_date=body.capture_date,
+            classification=body.classification.value,
+            ai_tagging=body.ai_tagging,
+            uploader_email=body.uploader_email,
+            created_by=caller.key_id,
+        )
+    return await _session(runtime, session_id)
+
+
+@router.get("/projects/{project_id}/sessions", response_model=list[schemas.Session])
+async def pending_uploads(project_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) -> Any:
+    """The project's sessions still in progress (not yet submitted), with their counts."""
+    caller.require(project_id, Role.viewer)
+    rows = await store.pending_sessions(runtime.db.pool, project_id)
+    found = await store.counts(runtime.db.pool, [r["id"] for r in rows])
+    return [_session_view(r, found.get(r["id"])) for r in rows]
+
+
+@router.get("/sessions/{session_id}", response_model=schemas.SessionDetail)
+async def get_session(
+    session_id: uuid.UUID,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    status: Annotated[schemas.FileStatus | None, Query()] = None,
+) -> Any:
+    row = await _visible_session(runtime, caller, session_id, Role.viewer)
+    view = await _session(runtime, row["id"])
+    rows = await store.files(runtime.db.pool, session_id, status)
+    return schemas.SessionDetail(**view.model_dump(), files=[_file_view(f) for f in rows])
+
+
+async def _visible_session(
+    runtime: Runtime, caller: Caller, session_id: uuid.UUID, role: Role
+) -> asyncpg.Record:
+    row = await store.session(runtime.db.pool, session_id)
+    if row is None:
+        raise not_found("session")
+    try:
+        caller.require(row["project_id"], role)
+    except Refused as refused:
+        if refused.status == 404:
+            raise not_found("session") from None
+        raise
+    return row
+
+
+async def _session(runtime: Runtime, session_id: uuid.UUID) -> schemas.Session:
+    row = await store.session(runtime.db.pool, session_id)
+    assert row is not None
+    found = await store.counts(runtime.db.pool, [session_id])
+    return _session_view(row, found.get(session_id))
+
+
+def _session_view(row: asyncpg.Record, counts: asyncpg.Record | None) -> schemas.Session:
+    tally = schemas.Counts(**{k: v for k, v in dict(counts or {}).items() if k != "session_id"})
+    progress = tally.bytes_received / tally.bytes_total if tally.bytes_total else 0.0
+    return schemas.Session(
+        **{k: row[k] for k in schemas.Session.model_fields if k not in {"counts", "progress"}},
+        counts=tally,
+        progress=round(progress, 4),
+    )
+
+
+def _file_view(row: asyncpg.Record) -> schemas.File:
+    return schemas.File(
+        id=row["id"],
+        path=row["relative_path"],
+        status=row["status"],
+        size=row["declared_size"],
+        received_bytes=row["received_bytes"],
+        sha256=row["sha256"],
+        content_type=row["content_type"],
+        code=row["reason_code"],
+        reason=row["reason"],
+        duplicate_of=row["duplicate_of"],
+        attempts=row["attempts"],
+    )
+
+
+def _policy_and_limits(row: asyncpg.Record) -> tuple[Policy, Limits]:
+    return POLICIES[row["policy"]], Limits(
+        row["max_files"], row["max_bytes"], row["max_image_bytes"]
+    )
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def _plan(
+    planned: list[schemas.PlannedFile],
+    session: asyncpg.Record,
+    existing: list[asyncpg.Record],
+) -> list[schemas.FileEntry]:
+    """Judge each planned file alone: refused, a duplicate, or to be queued."""
+    policy, limits = _policy_and_limits(session)
+    ceiling = Classification(session["ceiling"])
+    by_path = {f["relative_path"]: f for f in existing}
+    by_sha = {
+        (f["sha256"] or f["declared_sha256"]): f["relative_path"]
+        for f in existing
+        if f["status"] != "skipped_duplicate" and (f["sha256"] or f["declared_sha256"])
+    }
+    entries: list[schemas.FileEntry] = []
+    for index, item in enumerate(planned):
+        try:
+            path = normalise(item.path)
+            check_planned(policy, limits, path, item.size)
+            check_classification(
+                item.classification or Classification(session["classification"]), ceiling
+            )
+        except (UnsafePath, Refused) as refused:
+            entries.append(
+                schemas.FileEntry(
+                    index=index,
+                    path=item.path,
+                    status="refused",
+                    code=refused.code,
+                    message=refused.message,
+                )
+            )
+            continue
+        sha = item.sha256.lower() if item.sha256 else None
+        if sha and sha in by_sha:
+            entries.append(
+                schemas.FileEntry(
+                    index=index,
+                    path=path,
+                    status="skipped_duplicate",
+                    code="duplicate_content",
+                    message=f"The same content is already in this session as {by_sha[sha]!r}.",
+                    duplicate_of=by_sha[sha],
+                )
+            )
+            continue
+        if path in by_path:
+            entries.append(
+                schemas.FileEntry(
+                    index=index,
+                    path=path,
+                    status="refused",
+                    code="duplicate_path",
+                    message=f"A file with the path {path!r} is already in this session.",
+                )
+            )
+            continue
+        by_path[path] = item
+        if sha:
+            by_sha[sha] = path
+        entries.append(schemas.FileEntry(index=index, path=path, status="queued"))
+    return entries
+
+
+@router.post("/sessions/{session_id}/precheck", response_model=schemas.Precheck)
+async def precheck(
+    session_id: uuid.UUID, body: schemas.Batch, caller: CallerDep, runtime: RuntimeDep
+) -> Any:
+    """Which planned files repeat each other or the session, or would be refused (nothing kept)."""
+    session = await _visible_session(runtime, caller, session_id, Role.uploader)
+    existing = await store.files(runtime.db.pool, session_id)
+    entries = _plan(body.files, session, existing)
+    return schemas.Precheck(
+        files=entries,
+        duplicates=sum(e.status == "skipped_duplicate" for e in entries),
+        refused=sum(e.status == "refused" for e in entries),
+    )
+
+
+@router.post("/sessions/{session_id}/files", status_code=201, response_model=schemas.BatchResult)
+async def add_batch(
+    session_id: uuid.UUID, body: schemas.Batch, caller: CallerDep, runtime: RuntimeDep
+) -> Any:
+    """Add a batch of at most 100 files; each is then uploaded with PUT …/files/{id}/content."""
+    await _visible_session(runtime, caller, session_id, Role.uploader)
+    if len(body.files) > MAX_BATCH:
+        raise Refused(
+            "batch_too_large",
+            f"A batch holds at most {MAX_BATCH} files; this one has {len(body.files)}.",
+        )
+    async with runtime.db.transaction() as tx:
+        session = await store.session_for_update(tx, session_id)
+        assert session is not None
+        _open(session)
+        existing = await store.files(tx, session_id)
+        entries = _plan(body.files, session, existing)
+        queued = [e for e in entries if e.status == "queued"]
+        kept = [f for f in existing if f["status"] != "skipped_duplicate"]
+        _, limits = _policy_and_limits(session)
+        if len(kept) + len(queued) > limits.max_files:
+            room = limits.max_files - len(kept)
+            raise Refused(
+                "session_full",
+                f"A session holds at most {limits.max_files:,} files and this one has room for "
+                f"{room:,} more; start a new session for the rest.",
+                409,
+            )
+        planned_bytes = sum(body.files[e.index].size for e in queued)
+        held = sum(f["declared_size"] for f in kept)
+        if held + planned_bytes > limits.max_bytes:
+            raise Refused(
+                "upload_too_large",
+                f"An upload holds at most {limits.max_bytes:,} bytes; this batch would bring the "
+                f"session to {held + planned_bytes:,}. Start a new session for the rest.",
+                409,
+            )
+        for entry in entries:
+            if entry.status == "refused":
+                continue
+            entry.id = uuid.uuid4()
+            item = body.files[entry.index]
+            await store.insert_file(
+                tx,
+                id=entry.id,
+                session_id=session_id,
+                project_id=session["project_id"],
+                relative_path=entry.path,
+                declared_size=item.size,
+                declared_sha256=item.sha256.lower() if item.sha256 else None,
+                status=entry.status,
+                duplicate_of=None,
+            )
+    return schemas.BatchResult(
+        files=entries,
+        queued=len(queued),
+        skipped=sum(e.status == "skipped_duplicate" for e in entries),
+        refused=sum(e.status == "refused" for e in entries),
+    )
+
+
+def _open(session: asyncpg.Record) -> None:
+    if session["submitted_at"] is not None:
+        raise Refused(
+            "session_submitted",
+            "This session was already submitted; start a new session to add files.",
+            409,
+        )
+
+
+@router.put("/sessions/{session_id}/files/{file_id}/content", response_model=schemas.File)
+async def upload_content(
+    session_id: uuid.UUID,
+    file_id: uuid.UUID,
+    request: Request,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+) -> Any:
+    """Upload (or retry) one file's bytes; it streams to S3 as it arrives."""
+    session = await _visible_session(runtime, caller, session_id, Role.uploader)
+    _open(session)
+    row = await store.file(runtime.db.pool, session_id, file_id)
+    if row is None:
+        raise not_found("file")
+    if row["status"] not in ("queued", "failed"):
+        raise Refused(
+            "not_retryable",
+            f"This file is {row['status'].replace('_', ' ')}; only a queued or failed file "
+            "can be uploaded.",
+            409,
+        )
+    if not await store.start_upload(runtime.db.pool, file_id):
+        raise Refused("upload_in_progress", "This file is being uploaded right now.", 409)
+    try:
+        return await _receive(runtime, session, row, request)
+    except BaseException as error:
+        code, reason = _failure(error)
+        await store.fail(runtime.db.pool, file_id, code, reason)
+        if isinstance(error, Refused):
+            raise Refused(code, reason, error.status) from None
+        if isinstance(error, (LimitExceeded, ClientDisconnect)):
+            raise Refused(code, reason) from None
+        raise
+
+
+def _failure(error: BaseException) -> tuple[str, str]:
+    if isinstance(error, Refused):
+        return error.code, error.message
+    if isinstance(error, LimitExceeded):
+        return "size_mismatch", "The file sent more bytes than its declared size."
+    if isinstance(error, ClientDisconnect):
+        return "upload_interrupted", "The connection closed before the whole file arrived."
+    return "upload_error", "The file could not be stored; retry it."
+
+
+async def _receive(
+    runtime: Runtime, session: asyncpg.Record, row: asyncpg.Record, request: Request
+) -> schemas.File:
+    policy, _ = _policy_and_limits(session)
+    path, size, file_id = row["relative_path"], row["declared_size"], row["id"]
+    key = f"{session['project_id']}/{file_id}/original"
+    found: list[Family] = []
+
+    async def report(received: int) -> None:
+        await store.progress(runtime.db.pool, file_id, received)
+
+    chunks = reported(judged(_body(request), policy, path, found), report)
+    stored = await runtime.blobs.put_stream(
+        runtime.settings.bucket_originals, key, chunks, limit=size
+    )
+    if stored.size != size:
+        await runtime.blobs.remove(runtime.settings.bucket_originals, key)
+        raise Refused(
+            "incomplete",
+            f"{stored.size:,} of the declared {size:,} bytes arrived; upload the file again.",
+        )
+    if row["declared_sha256"] and row["declared_sha256"] != stored.sha256:
+        await runtime.blobs.remove(runtime.settings.bucket_originals, key)
+        raise Refused("checksum_mismatch", "The bytes received do not match the declared SHA-256.")
+    kind = content_type(found[0], extension(path))
+    try:
+        async with runtime.db.transaction() as tx:
+            copy = await store.stored_copy(tx, session["id"], stored.sha256)
+            if copy is None:
+                await store.finish_upload(
+                    tx, file_id, size=stored.size, sha256=stored.sha256, content_type=kind
+                )
+    except asyncpg.UniqueViolationError:  # an identical file finished at the same moment
+        async with runtime.db.transaction() as tx:
+            copy = await store.stored_copy(tx, session["id"], stored.sha256)
+    if copy is not None:
+        async with runtime.db.transaction() as tx:
+            await store.skip_as_duplicate(
+                tx, file_id, duplicate_of=copy["id"], sha256=stored.sha256
+            )
+        await runtime.blobs.remove(runtime.settings.bucket_originals, key)
+    updated = await store.file(runtime.db.pool, session["id"], file_id)
+    assert updated is not None
+    return _file_view(updated)
+
+
+async def _body(request: Request) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        if chunk:
+            yield chunk
+
+
+# --- submit ----------------------------------------------------------------------------------
+
+
+@router.post("/sessions/{session_id}/submit", response_model=schemas.Submitted)
+async def submit(session_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) -> Any:
+    """Send the uploaded files on to processing; failed files stay failed in the session."""
+    await _visible_session(runtime, caller, session_id, Role.uploader)
+    async with runtime.db.transaction() as tx:
+        session = await store.session_for_update(tx, session_id)
+        assert session is not None
+        _open(session)
+        if await tx.fetchval(
+            "SELECT count(*) FROM files WHERE session_id = $1 AND status = 'uploading'", session_id
+        ):
+            raise Refused(
+                "uploads_in_progress",
+                "Files of this session are still uploading; submit once they have finished.",
+                409,
+            )
+        await store.submit(tx, session_id)
+        rows = await store.files(tx, session_id)
+        emails = [
+            r["address"]
+            for r in await store.recipients(tx, session["project_id"])
+            if r["kind"] == "email"
+        ]
+        uploaded = [r for r in rows if r["status"] == "uploaded"]
+        failed = [r for r in rows if r["status"] == "failed"]
+        for row in uploaded:
+            await publish(tx, _uploaded_event(session, row), source=SOURCE)
+        await publish(
+            tx,
+            SessionSubmitted(
+                session_id=session_id,
+                project_id=session["project_id"],
+                view_name=session["view_name"],
+                source=session["source"],
+                uploader_email=session["uploader_email"],
+                recipients=emails,
+                uploaded=len(uploaded),
+                failed=[
+                    FileOutcome(relative_path=r["relative_path"], reason=r["reason"] or "")
+                    for r in failed
+                ],
+                skipped=sum(r["status"] == "skipped_duplicate" for r in rows),
+            ),
+            source=SOURCE,
+        )
+    return schemas.Submitted(
+        session_id=session_id,
+        sent=len(uploaded),
+        failed=len(failed),
+        skipped=sum(r["status"] == "skipped_duplicate" for r in rows),
+    )
+
+
+def _uploaded_event(session: asyncpg.Record, row: asyncpg.Record) -> MediaUploaded:
+    return MediaUploaded(
+        media=MediaRef(
+            media_id=row["id"],
+            project_id=session["project_id"],
+            session_id=session["id"],
+            object_key=f"{session['project_id']}/{row['id']}/original",
+            relative_path=row["relative_path"],
+            ai_tagging=session["ai_tagging"],
+            classification=Classification(session["classification"]),
+        ),
+        sha256=row["sha256"],
+        size=row["declared_size"],
+        content_type=row["content_type"],
+        session_capture_date=session["capture_date"],
+        project_timezone=session["timezone"],
+        source=session["source"],
+        view_name=session["view_name"],
+        uploaded_at=row["updated_at"],
+    )

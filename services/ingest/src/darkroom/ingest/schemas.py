@@ -1,0 +1,176 @@
+"""What the gateway's HTTP API takes and gives (the OpenAPI document is made from these)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Literal
+from zoneinfo import available_timezones
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator
+
+from darkroom.common.events import Classification
+
+RoleName = Literal["viewer", "uploader", "admin"]
+FileStatus = Literal["queued", "uploading", "uploaded", "failed", "skipped_duplicate"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Webhook(Strict):
+    url: HttpUrl = Field(
+        description="Where events are POSTed.", examples=["https://ops.example.org/hook"]
+    )
+    secret: str = Field(min_length=16, max_length=200, description="Signing secret.")
+
+
+class ProjectSettings(Strict):
+    ceiling: Classification | None = Field(None, description="Highest classification accepted.")
+    timezone: str | None = Field(
+        None,
+        description="IANA zone assumed when a photo gives no offset.",
+        examples=["Europe/Paris"],
+    )
+    recipient_emails: list[EmailStr] | None = Field(None, description="Who is told of uploads.")
+    webhooks: list[Webhook] | None = Field(None, description="Signed webhooks to call.")
+    max_files: int | None = Field(None, gt=0, description="Files per upload (≤ the policy's).")
+    max_bytes: int | None = Field(None, gt=0, description="Bytes per upload (≤ the policy's).")
+    max_image_bytes: int | None = Field(
+        None, gt=0, description="Bytes per PNG, JPEG or GIF (≤ the policy's)."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str | None) -> str | None:
+        if zone is not None and zone not in available_timezones():
+            raise ValueError(f"{zone!r} is not an IANA time zone")
+        return zone
+
+
+class ProjectCreate(ProjectSettings):
+    name: str = Field(min_length=1, max_length=200, description="The project's name.")
+    policy: Literal["capture", "library"] = Field(description="Which upload policy applies.")
+
+
+class Project(BaseModel):
+    id: uuid.UUID
+    name: str
+    policy: str
+    ceiling: Classification
+    timezone: str
+    max_files: int
+    max_bytes: int
+    max_image_bytes: int
+    recipient_emails: list[str]
+    webhooks: list[str] = Field(description="Webhook URLs (secrets are never shown).")
+
+
+class KeyCreate(Strict):
+    role: RoleName = Field(description="What the key may do.", examples=["uploader"])
+    label: str = Field("", max_length=200, description="A note on who holds it.")
+
+
+class Key(BaseModel):
+    id: uuid.UUID
+    key: str = Field(description="The secret: shown this once, stored only as a hash.")
+    role: RoleName
+    projects: list[uuid.UUID]
+
+
+class SessionCreate(Strict):
+    source: str = Field(
+        min_length=1, max_length=200, description="Source of upload.", examples=["drone"]
+    )
+    view_name: str = Field(
+        min_length=1, max_length=200, description="View name.", examples=["North facade"]
+    )
+    capture_date: date = Field(description="When the media were captured.", examples=["2024-05-17"])
+    classification: Classification = Field(Classification.UNCLASSIFIED)
+    ai_tagging: bool = Field(False, description="Whether AI tags are made.")
+    uploader_email: EmailStr | None = Field(None, description="Who to tell of the outcome.")
+
+
+class Counts(BaseModel):
+    queued: int = 0
+    uploading: int = 0
+    uploaded: int = 0
+    failed: int = 0
+    skipped_duplicate: int = 0
+    bytes_total: int = 0
+    bytes_received: int = 0
+
+
+class Session(BaseModel):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    source: str
+    view_name: str
+    capture_date: date
+    classification: Classification
+    ai_tagging: bool
+    uploader_email: str | None
+    created_at: datetime
+    submitted_at: datetime | None
+    counts: Counts
+    progress: float = Field(description="Share of the session's bytes received, 0 to 1.")
+
+
+class PlannedFile(Strict):
+    path: str = Field(min_length=1, max_length=4096, description="Relative path, folders included.")
+    size: int = Field(ge=0, description="Size in bytes.")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256, if known.")
+    classification: Classification | None = Field(None, description="The file's own level, if any.")
+
+
+class Batch(Strict):
+    files: list[PlannedFile] = Field(description="The files to add.")
+
+
+class FileEntry(BaseModel):
+    index: int = Field(description="Position in the request.")
+    path: str
+    id: uuid.UUID | None = None
+    status: FileStatus | Literal["refused"]
+    code: str | None = None
+    message: str | None = None
+    duplicate_of: str | None = Field(None, description="Path of the file this one repeats.")
+
+
+class BatchResult(BaseModel):
+    files: list[FileEntry]
+    queued: int
+    skipped: int
+    refused: int
+
+
+class File(BaseModel):
+    id: uuid.UUID
+    path: str
+    status: FileStatus
+    size: int
+    received_bytes: int
+    sha256: str | None
+    content_type: str | None
+    code: str | None
+    reason: str | None
+    duplicate_of: uuid.UUID | None
+    attempts: int
+
+
+class SessionDetail(Session):
+    files: list[File]
+
+
+class Precheck(BaseModel):
+    files: list[FileEntry]
+    duplicates: int
+    refused: int
+
+
+class Submitted(BaseModel):
+    session_id: uuid.UUID
+    sent: int = Field(description="Files sent on to processing.")
+    failed: int
+    skipped: int

@@ -1,0 +1,270 @@
+"""The gateway's SQL: projects, keys, recipients, sessions and files."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from darkroom.common.db import Transaction
+from darkroom.ingest.keys import Caller, Role
+
+Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
+Record: TypeAlias = asyncpg.Record
+
+
+async def create_project(tx: Transaction, project_id: uuid.UUID, **fields: Any) -> None:
+    await tx.execute(
+        "INSERT INTO projects (id, name, policy, ceiling, timezone, max_files, max_bytes,"
+        " max_image_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        project_id,
+        fields["name"],
+        fields["policy"],
+        fields["ceiling"],
+        fields["timezone"],
+        fields["max_files"],
+        fields["max_bytes"],
+        fields["max_image_bytes"],
+    )
+
+
+async def update_project(tx: Transaction, project_id: uuid.UUID, fields: dict[str, Any]) -> None:
+    allowed = ("name", "ceiling", "timezone", "max_files", "max_bytes", "max_image_bytes")
+    for name in allowed:
+        if name in fields:
+            await tx.execute(
+                f"UPDATE projects SET {name} = $2 WHERE id = $1", project_id, fields[name]
+            )
+
+
+async def project(conn: Connection, project_id: uuid.UUID) -> Record | None:
+    return await conn.fetchrow("SELECT * FROM projects WHERE id = $1", project_id)
+
+
+async def replace_recipients(
+    tx: Transaction,
+    project_id: uuid.UUID,
+    emails: Iterable[str],
+    webhooks: Iterable[tuple[str, str]],
+) -> None:
+    await tx.execute("DELETE FROM recipients WHERE project_id = $1", project_id)
+    rows: list[tuple[Any, ...]] = [(uuid.uuid4(), project_id, "email", e, None) for e in emails]
+    rows += [(uuid.uuid4(), project_id, "webhook", url, secret) for url, secret in webhooks]
+    await tx.executemany(
+        "INSERT INTO recipients (id, project_id, kind, address, secret) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT DO NOTHING",
+        rows,
+    )
+
+
+async def recipients(conn: Connection, project_id: uuid.UUID) -> list[Record]:
+    return await conn.fetch(
+        "SELECT kind, address, secret FROM recipients WHERE project_id = $1 ORDER BY kind, address",
+        project_id,
+    )
+
+
+async def create_key(
+    tx: Transaction,
+    *,
+    key_id: uuid.UUID,
+    secret_sha256: str,
+    role: Role,
+    platform_admin: bool,
+    projects: Sequence[uuid.UUID],
+    label: str,
+) -> None:
+    await tx.execute(
+        "INSERT INTO api_keys (id, secret_sha256, role, platform_admin, label)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        key_id,
+        secret_sha256,
+        role.name,
+        platform_admin,
+        label,
+    )
+    await tx.executemany(
+        "INSERT INTO api_key_projects (key_id, project_id) VALUES ($1, $2)",
+        [(key_id, p) for p in projects],
+    )
+
+
+async def caller(conn: Connection, secret_sha256: str) -> Caller | None:
+    row = await conn.fetchrow(
+        "SELECT k.id, k.role, k.platform_admin,"
+        " coalesce(array_agg(p.project_id) FILTER (WHERE p.project_id IS NOT NULL), '{}')"
+        " AS projects"
+        " FROM api_keys k LEFT JOIN api_key_projects p ON p.key_id = k.id"
+        " WHERE k.secret_sha256 = $1 AND k.revoked_at IS NULL GROUP BY k.id",
+        secret_sha256,
+    )
+    if row is None:
+        return None
+    return Caller(
+        key_id=row["id"],
+        role=Role[row["role"]],
+        platform_admin=row["platform_admin"],
+        projects=frozenset(row["projects"]),
+    )
+
+
+async def create_session(tx: Transaction, session_id: uuid.UUID, **fields: Any) -> None:
+    await tx.execute(
+        "INSERT INTO sessions (id, project_id, source, view_name, capture_date, classification,"
+        " ai_tagging, uploader_email, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        session_id,
+        fields["project_id"],
+        fields["source"],
+        fields["view_name"],
+        fields["capture_date"],
+        fields["classification"],
+        fields["ai_tagging"],
+        fields["uploader_email"],
+        fields["created_by"],
+    )
+
+
+_SESSION = (
+    "SELECT s.*, p.policy, p.ceiling, p.timezone, p.max_files, p.max_bytes, p.max_image_bytes"
+    " FROM sessions s JOIN projects p ON p.id = s.project_id WHERE s.id = $1"
+)
+
+
+async def session(conn: Connection, session_id: uuid.UUID) -> Record | None:
+    return await conn.fetchrow(_SESSION, session_id)
+
+
+async def session_for_update(tx: Transaction, session_id: uuid.UUID) -> Record | None:
+    """The session, locked until the transaction ends: its file count changes one at a time."""
+    return await tx.fetchrow(_SESSION + " FOR UPDATE OF s", session_id)
+
+
+_COUNTS = (
+    "SELECT session_id,"
+    " count(*) FILTER (WHERE status = 'queued') AS queued,"
+    " count(*) FILTER (WHERE status = 'uploading') AS uploading,"
+    " count(*) FILTER (WHERE status = 'uploaded') AS uploaded,"
+    " count(*) FILTER (WHERE status = 'failed') AS failed,"
+    " count(*) FILTER (WHERE status = 'skipped_duplicate') AS skipped_duplicate,"
+    " coalesce(sum(declared_size) FILTER (WHERE status <> 'skipped_duplicate'), 0) AS bytes_total,"
+    " coalesce(sum(CASE WHEN status = 'uploaded' THEN declared_size"
+    "   WHEN status = 'uploading' THEN received_bytes ELSE 0 END), 0) AS bytes_received"
+    " FROM files WHERE session_id = ANY($1::uuid[]) GROUP BY session_id"
+)
+
+
+async def counts(conn: Connection, session_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Record]:
+    return {r["session_id"]: r for r in await conn.fetch(_COUNTS, list(session_ids))}
+
+
+async def pending_sessions(conn: Connection, project_id: uuid.UUID) -> list[Record]:
+    return await conn.fetch(
+        "SELECT * FROM sessions WHERE project_id = $1 AND submitted_at IS NULL ORDER BY created_at",
+        project_id,
+    )
+
+
+async def files(conn: Connection, session_id: uuid.UUID, status: str | None = None) -> list[Record]:
+    return await conn.fetch(
+        "SELECT * FROM files WHERE session_id = $1 AND ($2::text IS NULL OR status = $2)"
+        " ORDER BY created_at, relative_path",
+        session_id,
+        status,
+    )
+
+
+async def file(conn: Connection, session_id: uuid.UUID, file_id: uuid.UUID) -> Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM files WHERE session_id = $1 AND id = $2", session_id, file_id
+    )
+
+
+async def insert_file(tx: Transaction, **fields: Any) -> None:
+    await tx.execute(
+        "INSERT INTO files (id, session_id, project_id, relative_path, declared_size,"
+        " declared_sha256, status, duplicate_of) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        fields["id"],
+        fields["session_id"],
+        fields["project_id"],
+        fields["relative_path"],
+        fields["declared_size"],
+        fields["declared_sha256"],
+        fields["status"],
+        fields.get("duplicate_of"),
+    )
+
+
+async def start_upload(conn: Connection, file_id: uuid.UUID) -> bool:
+    """Claim a queued or failed file for one upload; False if another one holds it."""
+    row = await conn.fetchval(
+        "UPDATE files SET status = 'uploading', received_bytes = 0, attempts = attempts + 1,"
+        " reason_code = NULL, reason = NULL, updated_at = now()"
+        " WHERE id = $1 AND status IN ('queued', 'failed') RETURNING id",
+        file_id,
+    )
+    return row is not None
+
+
+async def progress(conn: Connection, file_id: uuid.UUID, received: int) -> None:
+    await conn.execute(
+        "UPDATE files SET received_bytes = $2, updated_at = now()"
+        " WHERE id = $1 AND status = 'uploading'",
+        file_id,
+        received,
+    )
+
+
+async def fail(conn: Connection, file_id: uuid.UUID, code: str, reason: str) -> None:
+    await conn.execute(
+        "UPDATE files SET status = 'failed', reason_code = $2, reason = $3, updated_at = now()"
+        " WHERE id = $1",
+        file_id,
+        code,
+        reason,
+    )
+
+
+async def stored_copy(tx: Transaction, session_id: uuid.UUID, sha256: str) -> Record | None:
+    return await tx.fetchrow(
+        "SELECT id, relative_path FROM files"
+        " WHERE session_id = $1 AND sha256 = $2 AND status = 'uploaded'",
+        session_id,
+        sha256,
+    )
+
+
+async def finish_upload(
+    tx: Transaction, file_id: uuid.UUID, *, size: int, sha256: str, content_type: str
+) -> None:
+    await tx.execute(
+        "UPDATE files SET status = 'uploaded', received_bytes = $2, sha256 = $3,"
+        " content_type = $4, updated_at = now() WHERE id = $1",
+        file_id,
+        size,
+        sha256,
+        content_type,
+    )
+
+
+async def skip_as_duplicate(
+    tx: Transaction, file_id: uuid.UUID, *, duplicate_of: uuid.UUID, sha256: str
+) -> None:
+    await tx.execute(
+        "UPDATE files SET status = 'skipped_duplicate', duplicate_of = $2, sha256 = $3,"
+        " updated_at = now() WHERE id = $1",
+        file_id,
+        duplicate_of,
+        sha256,
+    )
+
+
+async def submit(tx: Transaction, session_id: uuid.UUID) -> None:
+    await tx.execute(
+        "UPDATE files SET status = 'failed', reason_code = 'not_uploaded',"
+        " reason = 'The file was not uploaded before the session was submitted.',"
+        " updated_at = now() WHERE session_id = $1 AND status = 'queued'",
+        session_id,
+    )
+    await tx.execute("UPDATE sessions SET submitted_at = now() WHERE id = $1", session_id)

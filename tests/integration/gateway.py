@@ -1,0 +1,87 @@
+"""The ingest gateway served for real (uvicorn on a free port) over a test database of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from darkroom.common.runtime import Runtime
+from darkroom.common.settings import CommonSettings, IngestSettings
+from darkroom.ingest.admin import platform_key
+from darkroom.ingest.app import create_runtime
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+CAMERA_JPEG = CORPUS / "exif-samples" / "jpg" / "Canon_PowerShot_S40.jpg"
+PNG = CORPUS / "cameras" / "png" / "Issue 62.png"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Gateway:
+    runtime: Runtime
+    url: str
+    platform_key: str
+
+    def client(self, key: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=60)
+
+
+@asynccontextmanager
+async def serve(settings: CommonSettings, database_url: str) -> AsyncIterator[Gateway]:
+    port = free_port()
+    runtime = create_runtime(
+        IngestSettings(**settings.model_dump(), database_url=database_url, http_port=port)
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(runtime.app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            assert not task.done(), "the gateway did not start"
+            await asyncio.sleep(0.05)
+        key = (await platform_key(runtime.db, "tests"))["key"]
+        yield Gateway(runtime, f"http://127.0.0.1:{port}", key)
+    finally:
+        server.should_exit = True
+        await task
+
+
+def jpeg(variant: int = 0) -> bytes:
+    """A real camera JPEG with EXIF; each variant has other bytes (a trailer after the image)."""
+    data = CAMERA_JPEG.read_bytes()
+    return data + variant.to_bytes(4, "big") if variant else data
+
+
+def without_exif(data: bytes) -> bytes:
+    """The same JPEG with its EXIF (APP1) segment removed."""
+    out, i = bytearray(data[:2]), 2
+    while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] not in (0xDA, 0xD9):
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        segment = data[i : i + 2 + length]
+        if not (data[i + 1] == 0xE1 and segment[4:10] == b"Exif\x00\x00"):
+            out += segment
+        i += 2 + length
+    return bytes(out + data[i:])
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+Setup = Callable[..., Awaitable[Any]]

@@ -1,0 +1,434 @@
+"""The ingest gateway over real HTTP, PostgreSQL, S3 and Kafka: what a user sees, and refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from darkroom.common.settings import CommonSettings
+from darkroom.ingest.admin import project as project_with_admin
+
+from .backbone import eventually, read_topic
+from .gateway import PNG, Gateway, jpeg, sha, without_exif
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Project:
+    id: str
+    admin: str
+    uploader: str
+    viewer: str
+
+
+async def new_project(gateway: Gateway, policy: str = "library", **settings: Any) -> Project:
+    async with gateway.client(gateway.platform_key) as platform:
+        made = await platform.post(
+            "/v1/projects", json={"name": f"test {policy}", "policy": policy, **settings}
+        )
+        assert made.status_code == 201, made.text
+        project_id = made.json()["id"]
+        keys = {}
+        for role in ("admin", "uploader", "viewer"):
+            key = await platform.post(f"/v1/projects/{project_id}/keys", json={"role": role})
+            assert key.status_code == 201, key.text
+            keys[role] = key.json()["key"]
+    return Project(project_id, **keys)
+
+
+async def new_session(client: httpx.AsyncClient, project: Project, **fields: Any) -> str:
+    body = {"source": "drone", "view_name": "North facade", "capture_date": "2024-05-17"}
+    response = await client.post(f"/v1/projects/{project.id}/sessions", json=body | fields)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def add(client: httpx.AsyncClient, session: str, *files: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post(f"/v1/sessions/{session}/files", json={"files": list(files)})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def put(client: httpx.AsyncClient, session: str, file_id: str, data: bytes) -> httpx.Response:
+    return await client.put(f"/v1/sessions/{session}/files/{file_id}/content", content=data)
+
+
+def error(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()["error"]
+    assert body["message"].endswith("."), body
+    return str(body["code"])
+
+
+async def test_a_capture_session_uploads_submits_and_emits_one_event_per_file(
+    gateway: Gateway, settings: CommonSettings
+) -> None:
+    project = await new_project(gateway, "capture", recipient_emails=["ops@example.org"])
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project, uploader_email="ana@example.org")
+        photos = {f"2024/site/{n}.jpg": jpeg(n) for n in range(1, 4)}
+        batch = await add(
+            client, session, *({"path": p, "size": len(d)} for p, d in photos.items())
+        )
+        assert batch["queued"] == 3
+        for entry in batch["files"]:
+            done = await put(client, session, entry["id"], photos[entry["path"]])
+            assert done.status_code == 200, done.text
+            assert done.json()["status"] == "uploaded"
+            assert done.json()["sha256"] == sha(photos[entry["path"]])
+            assert done.json()["content_type"] == "image/jpeg"
+
+        pending = await client.get(f"/v1/projects/{project.id}/sessions")
+        [listed] = [s for s in pending.json() if s["id"] == session]
+        assert listed["counts"]["uploaded"] == 3 and listed["progress"] == 1.0
+
+        submitted = await client.post(f"/v1/sessions/{session}/submit")
+        assert submitted.json() == {"session_id": session, "sent": 3, "failed": 0, "skipped": 0}
+        pending = await client.get(f"/v1/projects/{project.id}/sessions")
+        assert session not in [s["id"] for s in pending.json()]
+
+    info = await gateway.runtime.blobs.stat("originals", f"{project.id}/{entry['id']}/original")
+    assert info is not None and info.size == len(photos[entry["path"]])
+    uploaded = await _events_of(settings, "darkroom.media.uploaded.v1", session, 3)
+    assert sorted(e["media"]["relative_path"] for e in uploaded) == sorted(photos)
+    assert {e["sha256"] for e in uploaded} == {sha(d) for d in photos.values()}
+    [report] = await _events_of(settings, "darkroom.session.submitted.v1", session, 1)
+    assert report["uploaded"] == 3 and report["failed"] == [] and report["skipped"] == 0
+    assert report["uploader_email"] == "ana@example.org"
+    assert report["recipients"] == ["ops@example.org"]
+
+
+async def _events_of(
+    settings: CommonSettings, topic: str, session: str, count: int
+) -> list[dict[str, Any]]:
+    """The events of one session on a shared topic (other tests write there too)."""
+
+    async def mine() -> list[dict[str, Any]] | None:
+        records = await read_topic(settings, topic, 1, everything=True)
+        found = [json.loads(r.value) for r in records]
+        found = [
+            e
+            for e in found
+            if session in (e.get("session_id"), e.get("media", {}).get("session_id"))
+        ]
+        return found if len(found) >= count else None
+
+    found = await eventually(mine, timeout=30)
+    assert len(found) == count
+    return found
+
+
+async def test_keys_are_required_and_checked(gateway: Gateway) -> None:
+    project = await new_project(gateway)
+    async with gateway.client() as anonymous:
+        response = await anonymous.get(f"/v1/projects/{project.id}")
+        assert error(response, 401) == "missing_key"
+        assert response.headers["www-authenticate"] == "Bearer"
+    async with gateway.client("drk_not-a-key") as stranger:
+        assert error(await stranger.get(f"/v1/projects/{project.id}"), 401) == "invalid_key"
+    async with gateway.client(project.viewer) as viewer:
+        assert (await viewer.get(f"/v1/projects/{project.id}")).status_code == 200
+        refused = await viewer.post(
+            f"/v1/projects/{project.id}/sessions",
+            json={"source": "s", "view_name": "v", "capture_date": "2024-01-01"},
+        )
+        assert error(refused, 403) == "forbidden"
+
+
+async def test_another_projects_session_is_answered_as_missing(gateway: Gateway) -> None:
+    mine, theirs = await new_project(gateway), await new_project(gateway)
+    async with gateway.client(theirs.uploader) as client:
+        session = await new_session(client, theirs)
+        batch = await add(client, session, {"path": "a.jpg", "size": len(jpeg())})
+    async with gateway.client(mine.admin) as client:
+        assert error(await client.get(f"/v1/sessions/{session}"), 404) == "session_not_found"
+        unknown = await client.get(f"/v1/sessions/{uuid.uuid4()}")
+        assert unknown.json() == (await client.get(f"/v1/sessions/{session}")).json()
+        file_id = batch["files"][0]["id"]
+        assert error(await put(client, session, file_id, jpeg()), 404) == "session_not_found"
+        assert error(await client.get(f"/v1/projects/{theirs.id}"), 404) == "project_not_found"
+        precheck = await client.post(
+            f"/v1/sessions/{session}/precheck",
+            json={"files": [{"path": "a.jpg", "size": 1, "sha256": sha(jpeg())}]},
+        )
+        assert error(precheck, 404) == "session_not_found"
+
+
+async def test_a_session_needs_its_capture_date(gateway: Gateway) -> None:
+    project = await new_project(gateway)
+    async with gateway.client(project.uploader) as client:
+        response = await client.post(
+            f"/v1/projects/{project.id}/sessions", json={"source": "drone", "view_name": "North"}
+        )
+        assert error(response, 422) == "invalid_request"
+        assert "capture_date" in response.json()["error"]["message"]
+
+
+async def test_batches_hold_100_files_and_sessions_1500(gateway: Gateway) -> None:
+    project = await new_project(gateway, "capture")
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        files = [{"path": f"f{n}.jpg", "size": 1000} for n in range(101)]
+        too_many = await client.post(f"/v1/sessions/{session}/files", json={"files": files})
+        assert error(too_many, 422) == "batch_too_large"
+        for start in range(0, 1500, 100):
+            batch = [{"path": f"f{n}.jpg", "size": 1000} for n in range(start, start + 100)]
+            assert (await add(client, session, *batch))["queued"] == 100
+        full = await client.post(
+            f"/v1/sessions/{session}/files", json={"files": [{"path": "f1500.jpg", "size": 1000}]}
+        )
+        assert error(full, 409) == "session_full"
+        assert "new session" in full.json()["error"]["message"]
+        detail = await client.get(f"/v1/sessions/{session}")
+        assert detail.json()["counts"]["queued"] == 1500
+
+
+async def test_size_limits_are_enforced_before_and_while_bytes_arrive(gateway: Gateway) -> None:
+    project = await new_project(gateway, max_bytes=10 * MB)
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        batch = await add(
+            client,
+            session,
+            {"path": "big.jpg", "size": 51 * MB},
+            {"path": "empty.png", "size": 0},
+            {"path": "small.jpg", "size": len(jpeg())},
+        )
+        codes = {f["path"]: f.get("code") for f in batch["files"]}
+        assert codes == {"big.jpg": "file_too_large", "empty.png": "empty_file", "small.jpg": None}
+
+        over = await client.post(
+            f"/v1/sessions/{session}/files",
+            json={"files": [{"path": f"v{n}.mp4", "size": 4 * MB} for n in range(3)]},
+        )
+        assert error(over, 409) == "upload_too_large"
+
+        # A file that sends more than it declared is stopped at its declared size.
+        small = batch["files"][2]["id"]
+        longer = await put(client, session, small, jpeg() + b"\0" * (2 * MB))
+        assert error(longer, 422) == "size_mismatch"
+        state = (await client.get(f"/v1/sessions/{session}")).json()["files"]
+        assert [f["status"] for f in state if f["id"] == small] == ["failed"]
+        assert (
+            await gateway.runtime.blobs.stat("originals", f"{project.id}/{small}/original") is None
+        )
+
+
+async def test_content_must_match_the_name_and_capture_needs_exif(gateway: Gateway) -> None:
+    library, capture = await new_project(gateway), await new_project(gateway, "capture")
+    png = PNG.read_bytes()
+    async with gateway.client(library.uploader) as client:
+        session = await new_session(client, library)
+        batch = await add(client, session, {"path": "really-a-png.jpg", "size": len(png)})
+        mismatch = await put(client, session, batch["files"][0]["id"], png)
+        assert error(mismatch, 422) == "type_mismatch"
+    async with gateway.client(capture.uploader) as client:
+        session = await new_session(client, capture)
+        bare = without_exif(jpeg())
+        batch = await add(
+            client,
+            session,
+            {"path": "bare.jpg", "size": len(bare)},
+            {"path": "photo.jpg", "size": len(jpeg())},
+            {"path": "photo.png", "size": len(png)},
+        )
+        [bare_entry, photo_entry, png_entry] = batch["files"]
+        assert png_entry["code"] == "unsupported_type"
+        assert error(await put(client, session, bare_entry["id"], bare), 422) == "missing_exif"
+        assert (await put(client, session, photo_entry["id"], jpeg())).json()[
+            "status"
+        ] == "uploaded"
+        detail = (await client.get(f"/v1/sessions/{session}")).json()
+        assert detail["counts"] == detail["counts"] | {"uploaded": 1, "failed": 1}
+        [failed] = [f for f in detail["files"] if f["status"] == "failed"]
+        assert failed["code"] == "missing_exif" and "EXIF" in failed["reason"]
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("../../etc/passwd.jpg", "path_traversal"),
+        ("a/../../b.jpg", "path_traversal"),
+        ("/etc/photo.jpg", "absolute_path"),
+        ("C:\\Users\\ana\\photo.jpg", "absolute_path"),
+        ("photo\u202egpj.jpg", "bidi_control"),
+    ],
+)
+async def test_unsafe_paths_are_refused_alone(gateway: Gateway, path: str, code: str) -> None:
+    project = await new_project(gateway)
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        batch = await add(
+            client, session, {"path": path, "size": 10}, {"path": "ok/a.jpg", "size": 10}
+        )
+        assert [(f["status"], f.get("code")) for f in batch["files"]] == [
+            ("refused", code),
+            ("queued", None),
+        ]
+
+
+async def test_unicode_names_are_compared_after_normalisation(gateway: Gateway) -> None:
+    project = await new_project(gateway)
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        batch = await add(
+            client,
+            session,
+            {"path": "Caf\u00e9/a.jpg", "size": 10},  # composed é
+            {"path": "Cafe\u0301/a.jpg", "size": 20},  # e + combining acute: the same name
+            {"path": "Caf\u00e9/\u0430.jpg", "size": 30},  # Cyrillic a (U+0430): another name
+        )
+        assert [(f["path"], f["status"], f.get("code")) for f in batch["files"]] == [
+            ("Caf\u00e9/a.jpg", "queued", None),
+            ("Caf\u00e9/a.jpg", "refused", "duplicate_path"),
+            ("Caf\u00e9/\u0430.jpg", "queued", None),
+        ]
+
+
+async def test_duplicates_in_a_selection_are_skipped_and_counted(gateway: Gateway) -> None:
+    project = await new_project(gateway)
+    one, two = jpeg(1), jpeg(2)
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        planned = [
+            {"path": "a/1.jpg", "size": len(one), "sha256": sha(one)},
+            {"path": "b/1-copy.jpg", "size": len(one), "sha256": sha(one)},
+            {"path": "a/2.jpg", "size": len(two)},
+            {"path": "c/2-again.jpg", "size": len(two)},  # no hash: found once its bytes arrive
+        ]
+        check = await client.post(f"/v1/sessions/{session}/precheck", json={"files": planned})
+        assert check.json()["duplicates"] == 1
+        assert check.json()["files"][1]["duplicate_of"] == "a/1.jpg"
+        assert (await client.get(f"/v1/sessions/{session}")).json()["files"] == []
+
+        batch = await add(client, session, *planned)
+        assert (batch["queued"], batch["skipped"]) == (3, 1)
+        ids = {f["path"]: f["id"] for f in batch["files"]}
+        await put(client, session, ids["a/1.jpg"], one)
+        await put(client, session, ids["a/2.jpg"], two)
+        again = await put(client, session, ids["c/2-again.jpg"], two)
+        assert again.json()["status"] == "skipped_duplicate"
+        assert again.json()["duplicate_of"] == ids["a/2.jpg"]
+        key = f"{project.id}/{ids['c/2-again.jpg']}/original"
+        assert await gateway.runtime.blobs.stat("originals", key) is None
+
+        later = await add(
+            client, session, {"path": "d/1.jpg", "size": len(one), "sha256": sha(one)}
+        )
+        assert later["files"][0]["status"] == "skipped_duplicate"
+        counts = (await client.get(f"/v1/sessions/{session}")).json()["counts"]
+        assert (counts["uploaded"], counts["skipped_duplicate"]) == (2, 3)
+
+
+async def test_an_upload_cut_off_halfway_fails_alone_and_can_be_retried(gateway: Gateway) -> None:
+    project = await new_project(gateway)
+    whole, other = jpeg(7), jpeg(8)
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        batch = await add(
+            client,
+            session,
+            {"path": "cut.jpg", "size": len(whole)},
+            {"path": "fine.jpg", "size": len(other)},
+        )
+        cut, fine = (f["id"] for f in batch["files"])
+        await _send_half_then_hang_up(gateway, project.uploader, session, cut, whole)
+        assert (await put(client, session, fine, other)).json()["status"] == "uploaded"
+
+        async def cut_failed() -> dict[str, Any] | None:
+            files = (await client.get(f"/v1/sessions/{session}")).json()["files"]
+            [state] = [f for f in files if f["id"] == cut]
+            return state if state["status"] == "failed" else None
+
+        state = await eventually(cut_failed)
+        assert state["code"] == "upload_interrupted"
+
+        retried = await put(client, session, cut, whole)
+        assert retried.json()["status"] == "uploaded" and retried.json()["attempts"] == 2
+        assert error(await put(client, session, fine, other), 409) == "not_retryable"
+
+
+async def _send_half_then_hang_up(
+    gateway: Gateway, key: str, session: str, file_id: str, data: bytes
+) -> None:
+    host, port = gateway.url.removeprefix("http://").split(":")
+    _reader, writer = await asyncio.open_connection(host, int(port))
+    head = (
+        f"PUT /v1/sessions/{session}/files/{file_id}/content HTTP/1.1\r\n"
+        f"Host: {host}\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Length: {len(data)}\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    writer.write(head.encode() + data[: len(data) // 2])
+    await writer.drain()
+    await asyncio.sleep(0.5)
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_classification_above_the_ceiling_is_refused(gateway: Gateway) -> None:
+    project = await new_project(gateway, ceiling="RESTRICTED")
+    async with gateway.client(project.uploader) as client:
+        refused = await client.post(
+            f"/v1/projects/{project.id}/sessions",
+            json={
+                "source": "s",
+                "view_name": "v",
+                "capture_date": "2024-01-01",
+                "classification": "SENSITIVE_NORMAL",
+            },
+        )
+        assert error(refused, 422) == "classification_above_ceiling"
+        session = await new_session(client, project, classification="RESTRICTED")
+        batch = await add(
+            client,
+            session,
+            {"path": "a.jpg", "size": 10, "classification": "SENSITIVE_NORMAL"},
+            {"path": "b.jpg", "size": 10, "classification": "UNCLASSIFIED"},
+        )
+        assert [f.get("code") for f in batch["files"]] == ["classification_above_ceiling", None]
+
+
+async def test_submitting_twice_is_refused_and_failed_files_stay_failed(gateway: Gateway) -> None:
+    project = await new_project(gateway)
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        batch = await add(
+            client,
+            session,
+            {"path": "good.jpg", "size": len(jpeg(3))},
+            {"path": "never-sent.jpg", "size": 100},
+        )
+        await put(client, session, batch["files"][0]["id"], jpeg(3))
+        first = await client.post(f"/v1/sessions/{session}/submit")
+        assert first.json()["sent"] == 1 and first.json()["failed"] == 1
+        assert (
+            error(await client.post(f"/v1/sessions/{session}/submit"), 409) == "session_submitted"
+        )
+        late = await client.post(
+            f"/v1/sessions/{session}/files", json={"files": [{"path": "x.jpg", "size": 5}]}
+        )
+        assert error(late, 409) == "session_submitted"
+        files = (await client.get(f"/v1/sessions/{session}?status=failed")).json()["files"]
+        assert [(f["path"], f["code"]) for f in files] == [("never-sent.jpg", "not_uploaded")]
+
+
+async def test_the_bootstrap_command_makes_a_usable_project_and_admin_key(
+    gateway: Gateway,
+) -> None:
+    made = await project_with_admin(
+        gateway.runtime.db, "Field survey", "capture", ["a@b.org"], "UTC"
+    )
+    async with gateway.client(made["key"]) as admin:
+        shown = await admin.get(f"/v1/projects/{made['id']}")
+        assert shown.json()["policy"] == "capture"
+        assert shown.json()["recipient_emails"] == ["a@b.org"]
+        key = await admin.post(f"/v1/projects/{made['id']}/keys", json={"role": "uploader"})
+        assert key.status_code == 201 and key.json()["key"].startswith("drk_")
+        assert error(await admin.post("/v1/projects", json={"name": "x", "policy": "library"}), 403)
