@@ -9,6 +9,7 @@ at once, its multipart upload aborted, so no object is left behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 from collections.abc import AsyncIterable
@@ -19,6 +20,7 @@ from typing import Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
 from minio import Minio
+from minio.datatypes import Part
 from minio.error import S3Error
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -135,6 +137,68 @@ class Blobs:
             raise
         etag = result.etag or ""
         return StoredBlob(sha256=reader.sha256.hexdigest(), size=reader.size, etag=etag)
+
+    async def put_bytes(self, bucket: str, key: str, data: bytes) -> None:
+        with _span("put", bucket, key):
+            await asyncio.to_thread(
+                self._client.put_object, bucket, key, io.BytesIO(data), len(data)
+            )
+
+    # Multipart uploads assembled across requests (resumable uploads). The SDK's multipart
+    # calls are its protected API; they are wrapped here, the one place that knows it.
+
+    async def start_multipart(self, bucket: str, key: str, content_type: str) -> str:
+        with _span("create multipart", bucket, key):
+            upload_id: str = await asyncio.to_thread(
+                self._client._create_multipart_upload,
+                bucket,
+                key,
+                {"Content-Type": content_type},
+            )
+        return upload_id
+
+    async def put_part(
+        self, bucket: str, key: str, upload_id: str, number: int, data: bytes
+    ) -> str:
+        """Store part ``number`` (1-based; at least 5 MiB unless it is the last); its ETag."""
+        with _span("upload part", bucket, key):
+            etag: str = await asyncio.to_thread(
+                self._client._upload_part, bucket, key, data, None, upload_id, number
+            )
+        return etag
+
+    async def complete_multipart(
+        self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> None:
+        with _span("complete multipart", bucket, key):
+            await asyncio.to_thread(
+                self._client._complete_multipart_upload,
+                bucket,
+                key,
+                upload_id,
+                [Part(number, etag) for number, etag in parts],
+            )
+
+    async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
+        with _span("abort multipart", bucket, key), contextlib.suppress(S3Error):
+            await asyncio.to_thread(self._client._abort_multipart_upload, bucket, key, upload_id)
+
+    async def sha256(self, bucket: str, key: str) -> str:
+        """SHA-256 of a stored object, read as a stream (memory stays flat)."""
+
+        def digest() -> str:
+            response = self._client.get_object(bucket, key)
+            try:
+                hashed = hashlib.sha256()
+                for chunk in response.stream(PART_SIZE):
+                    hashed.update(chunk)
+                return hashed.hexdigest()
+            finally:
+                response.close()
+                response.release_conn()
+
+        with _span("get", bucket, key):
+            return await asyncio.to_thread(digest)
 
     async def get(self, bucket: str, key: str) -> bytes:
         def read() -> bytes:

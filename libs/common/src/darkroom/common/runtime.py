@@ -64,6 +64,9 @@ class Runtime:
         self._document_publishers()
         self._migrations = ("darkroom.common", *migrations)
         self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
+            ("housekeeping", HOUSEKEEPING_SECONDS, lambda: purge(self.db, keep_days=KEEP_DAYS))
+        ]
         self.started = False
         self.app = FastAPI(title=f"darkroom-{self.service}", lifespan=self._lifespan)
         self.app.add_api_route("/healthz", self._healthz, methods=["GET"], tags=["health"])
@@ -100,9 +103,10 @@ class Runtime:
             ),
         )
         await self.broker.start()
-        self._tasks = [
-            asyncio.create_task(self.relay.run(), name="outbox-relay"),
-            asyncio.create_task(self._housekeeping(), name="housekeeping"),
+        self._tasks = [asyncio.create_task(self.relay.run(), name="outbox-relay")]
+        self._tasks += [
+            asyncio.create_task(_repeat(seconds, job), name=name)
+            for name, seconds, job in self._jobs
         ]
         self.started = True
         log.info("%s started", self.service)
@@ -117,11 +121,9 @@ class Runtime:
         self.tracer_provider.shutdown()  # flushes this process's last spans
         log.info("%s stopped", self.service)
 
-    async def _housekeeping(self) -> None:
-        while True:
-            with contextlib.suppress(*TRANSIENT_ERRORS), suppress_instrumentation():
-                await purge(self.db, keep_days=KEEP_DAYS)
-            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+    def every(self, seconds: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
+        """Run ``job`` every ``seconds`` while the service runs (register before start)."""
+        self._jobs.append((name, seconds, job))
 
     async def _healthz(self) -> dict[str, str]:
         return {"status": "ok", "service": self.service}
@@ -154,6 +156,19 @@ class Runtime:
             log_config=None,
             timeout_graceful_shutdown=int(self.settings.shutdown_grace_seconds),
         )
+
+
+async def _repeat(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+    """Run a periodic job, untraced; a failed round is logged and the next one comes."""
+    while True:
+        try:
+            with suppress_instrumentation():
+                await job()
+        except TRANSIENT_ERRORS as exc:
+            log.warning("periodic job %s: %s; trying again next round", job, exc)
+        except Exception:
+            log.exception("periodic job %s failed", job)
+        await asyncio.sleep(seconds)
 
 
 async def _check(probe: Callable[[], Awaitable[Any]]) -> str:

@@ -19,7 +19,7 @@ LOCAL_DATABASE = "postgresql://darkroom:darkroom@127.0.0.1:5432/darkroom_{servic
 class CommonSettings(BaseSettings):
     """What every Darkroom process reads: the infrastructure and the shared policies."""
 
-    model_config = SettingsConfigDict(env_prefix="DARKROOM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DARKROOM_", extra="ignore", populate_by_name=True)
 
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
@@ -83,6 +83,12 @@ class IngestSettings(ServiceSettings):
         "ingest", "database_url", LOCAL_DATABASE.format(service="ingest"), "Ingest's PostgreSQL."
     )
     http_port: int = _own("ingest", "http_port", 8000, "Port of the gateway's HTTP API.")
+    tus_expiry_seconds: int = _own(
+        "ingest",
+        "tus_expiry_seconds",
+        24 * 3600,
+        "How long an unfinished resumable upload is kept before it is cleaned away.",
+    )
 
 
 class MetadataSettings(ServiceSettings):

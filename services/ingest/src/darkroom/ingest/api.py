@@ -260,13 +260,13 @@ async def get_session(
     runtime: RuntimeDep,
     status: Annotated[schemas.FileStatus | None, Query()] = None,
 ) -> Any:
-    row = await _visible_session(runtime, caller, session_id, Role.viewer)
+    row = await visible_session(runtime, caller, session_id, Role.viewer)
     view = await _session(runtime, row["id"])
     rows = await store.files(runtime.db.pool, session_id, status)
-    return schemas.SessionDetail(**view.model_dump(), files=[_file_view(f) for f in rows])
+    return schemas.SessionDetail(**view.model_dump(), files=[file_view(f) for f in rows])
 
 
-async def _visible_session(
+async def visible_session(
     runtime: Runtime, caller: Caller, session_id: uuid.UUID, role: Role
 ) -> asyncpg.Record:
     row = await store.session(runtime.db.pool, session_id)
@@ -298,7 +298,7 @@ def _session_view(row: asyncpg.Record, counts: asyncpg.Record | None) -> schemas
     )
 
 
-def _file_view(row: asyncpg.Record) -> schemas.File:
+def file_view(row: asyncpg.Record) -> schemas.File:
     return schemas.File(
         id=row["id"],
         path=row["relative_path"],
@@ -314,7 +314,7 @@ def _file_view(row: asyncpg.Record) -> schemas.File:
     )
 
 
-def _policy_and_limits(row: asyncpg.Record) -> tuple[Policy, Limits]:
+def policy_and_limits(row: asyncpg.Record) -> tuple[Policy, Limits]:
     return POLICIES[row["policy"]], Limits(
         row["max_files"], row["max_bytes"], row["max_image_bytes"]
     )
@@ -329,7 +329,7 @@ def _plan(
     existing: list[asyncpg.Record],
 ) -> list[schemas.FileEntry]:
     """Judge each planned file alone: refused, a duplicate, or to be queued."""
-    policy, limits = _policy_and_limits(session)
+    policy, limits = policy_and_limits(session)
     ceiling = Classification(session["ceiling"])
     by_path = {f["relative_path"]: f for f in existing}
     by_sha = {
@@ -392,7 +392,7 @@ async def precheck(
     session_id: uuid.UUID, body: schemas.Batch, caller: CallerDep, runtime: RuntimeDep
 ) -> Any:
     """Which planned files repeat each other or the session, or would be refused (nothing kept)."""
-    session = await _visible_session(runtime, caller, session_id, Role.uploader)
+    session = await visible_session(runtime, caller, session_id, Role.uploader)
     existing = await store.files(runtime.db.pool, session_id)
     entries = _plan(body.files, session, existing)
     return schemas.Precheck(
@@ -407,7 +407,7 @@ async def add_batch(
     session_id: uuid.UUID, body: schemas.Batch, caller: CallerDep, runtime: RuntimeDep
 ) -> Any:
     """Add a batch of at most 100 files; each is then uploaded with PUT …/files/{id}/content."""
-    await _visible_session(runtime, caller, session_id, Role.uploader)
+    await visible_session(runtime, caller, session_id, Role.uploader)
     if len(body.files) > MAX_BATCH:
         raise Refused(
             "batch_too_large",
@@ -416,12 +416,12 @@ async def add_batch(
     async with runtime.db.transaction() as tx:
         session = await store.session_for_update(tx, session_id)
         assert session is not None
-        _open(session)
+        require_open(session)
         existing = await store.files(tx, session_id)
         entries = _plan(body.files, session, existing)
         queued = [e for e in entries if e.status == "queued"]
         kept = [f for f in existing if f["status"] != "skipped_duplicate"]
-        _, limits = _policy_and_limits(session)
+        _, limits = policy_and_limits(session)
         if len(kept) + len(queued) > limits.max_files:
             room = limits.max_files - len(kept)
             raise Refused(
@@ -463,7 +463,7 @@ async def add_batch(
     )
 
 
-def _open(session: asyncpg.Record) -> None:
+def require_open(session: asyncpg.Record) -> None:
     if session["submitted_at"] is not None:
         raise Refused(
             "session_submitted",
@@ -481,8 +481,8 @@ async def upload_content(
     runtime: RuntimeDep,
 ) -> Any:
     """Upload (or retry) one file's bytes; it streams to S3 as it arrives."""
-    session = await _visible_session(runtime, caller, session_id, Role.uploader)
-    _open(session)
+    session = await visible_session(runtime, caller, session_id, Role.uploader)
+    require_open(session)
     row = await store.file(runtime.db.pool, session_id, file_id)
     if row is None:
         raise not_found("file")
@@ -498,7 +498,7 @@ async def upload_content(
     try:
         return await _receive(runtime, session, row, request)
     except BaseException as error:
-        code, reason = _failure(error)
+        code, reason = failure(error)
         await store.fail(runtime.db.pool, file_id, code, reason)
         if isinstance(error, Refused):
             raise Refused(code, reason, error.status) from None
@@ -507,7 +507,7 @@ async def upload_content(
         raise
 
 
-def _failure(error: BaseException) -> tuple[str, str]:
+def failure(error: BaseException) -> tuple[str, str]:
     if isinstance(error, Refused):
         return error.code, error.message
     if isinstance(error, LimitExceeded):
@@ -520,9 +520,9 @@ def _failure(error: BaseException) -> tuple[str, str]:
 async def _receive(
     runtime: Runtime, session: asyncpg.Record, row: asyncpg.Record, request: Request
 ) -> schemas.File:
-    policy, _ = _policy_and_limits(session)
+    policy, _ = policy_and_limits(session)
     path, size, file_id = row["relative_path"], row["declared_size"], row["id"]
-    key = f"{session['project_id']}/{file_id}/original"
+    key = object_key(session["project_id"], file_id)
     found: list[Family] = []
 
     async def report(received: int) -> None:
@@ -541,26 +541,44 @@ async def _receive(
     if row["declared_sha256"] and row["declared_sha256"] != stored.sha256:
         await runtime.blobs.remove(runtime.settings.bucket_originals, key)
         raise Refused("checksum_mismatch", "The bytes received do not match the declared SHA-256.")
-    kind = content_type(found[0], extension(path))
+    return await complete_upload(
+        runtime, session, row, size=stored.size, sha256=stored.sha256, family=found[0]
+    )
+
+
+async def complete_upload(
+    runtime: Runtime,
+    session: asyncpg.Record,
+    row: asyncpg.Record,
+    *,
+    size: int,
+    sha256: str,
+    family: Family,
+) -> schemas.File:
+    """Mark a stored file uploaded, or skip it as a duplicate of a copy already in the session."""
+    file_id = row["id"]
+    key = object_key(session["project_id"], file_id)
+    kind = content_type(family, extension(row["relative_path"]))
     try:
         async with runtime.db.transaction() as tx:
-            copy = await store.stored_copy(tx, session["id"], stored.sha256)
+            copy = await store.stored_copy(tx, session["id"], sha256)
             if copy is None:
-                await store.finish_upload(
-                    tx, file_id, size=stored.size, sha256=stored.sha256, content_type=kind
-                )
+                await store.finish_upload(tx, file_id, size=size, sha256=sha256, content_type=kind)
     except asyncpg.UniqueViolationError:  # an identical file finished at the same moment
         async with runtime.db.transaction() as tx:
-            copy = await store.stored_copy(tx, session["id"], stored.sha256)
+            copy = await store.stored_copy(tx, session["id"], sha256)
     if copy is not None:
         async with runtime.db.transaction() as tx:
-            await store.skip_as_duplicate(
-                tx, file_id, duplicate_of=copy["id"], sha256=stored.sha256
-            )
+            await store.skip_as_duplicate(tx, file_id, duplicate_of=copy["id"], sha256=sha256)
         await runtime.blobs.remove(runtime.settings.bucket_originals, key)
     updated = await store.file(runtime.db.pool, session["id"], file_id)
     assert updated is not None
-    return _file_view(updated)
+    return file_view(updated)
+
+
+def object_key(project_id: uuid.UUID, file_id: uuid.UUID) -> str:
+    """Object keys are built from ids only, never from a user's file name."""
+    return f"{project_id}/{file_id}/original"
 
 
 async def _body(request: Request) -> AsyncIterator[bytes]:
@@ -575,11 +593,11 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
 @router.post("/sessions/{session_id}/submit", response_model=schemas.Submitted)
 async def submit(session_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) -> Any:
     """Send the uploaded files on to processing; failed files stay failed in the session."""
-    await _visible_session(runtime, caller, session_id, Role.uploader)
+    await visible_session(runtime, caller, session_id, Role.uploader)
     async with runtime.db.transaction() as tx:
         session = await store.session_for_update(tx, session_id)
         assert session is not None
-        _open(session)
+        require_open(session)
         if await tx.fetchval(
             "SELECT count(*) FROM files WHERE session_id = $1 AND status = 'uploading'", session_id
         ):
@@ -631,7 +649,7 @@ def _uploaded_event(session: asyncpg.Record, row: asyncpg.Record) -> MediaUpload
             media_id=row["id"],
             project_id=session["project_id"],
             session_id=session["id"],
-            object_key=f"{session['project_id']}/{row['id']}/original",
+            object_key=object_key(session["project_id"], row["id"]),
             relative_path=row["relative_path"],
             ai_tagging=session["ai_tagging"],
             classification=Classification(session["classification"]),

@@ -1,0 +1,454 @@
+"""Resumable uploads: tus 1.0 with its creation, checksum, expiration and termination extensions.
+
+A tus upload carries the bytes of a file already added to a session (its metadata names the
+``session`` and the ``file``), so tus-js-client, Uppy and tuspy work unchanged. Bytes go to
+an S3 multipart upload in whole parts as they arrive; the bytes since the last whole part
+wait in a small S3 object (the tail) between requests, so nothing is kept on local disk and
+the gateway's memory stays at about one part per upload. Unfinished uploads expire and are
+cleaned from S3 and the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Annotated, Any, cast
+
+import asyncpg
+from fastapi import APIRouter, Header, Request, Response
+from starlette.requests import ClientDisconnect
+
+from darkroom.common.blobs import PART_SIZE
+from darkroom.common.runtime import Runtime
+from darkroom.common.settings import IngestSettings
+from darkroom.ingest import store
+from darkroom.ingest.api import (
+    CallerDep,
+    RuntimeDep,
+    complete_upload,
+    object_key,
+    policy_and_limits,
+    require_open,
+    visible_session,
+)
+from darkroom.ingest.content import HEAD_BYTES, Family
+from darkroom.ingest.errors import Refused, not_found
+from darkroom.ingest.keys import Role
+from darkroom.ingest.policy import POLICIES, check_head
+
+VERSION = "1.0.0"
+CHECKSUMS = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256}
+OFFSET_STREAM = "application/offset+octet-stream"
+_HASHES_KEPT = 256
+
+router = APIRouter(prefix="/v1/tus", tags=["resumable uploads (tus 1.0)"])
+
+# The running SHA-256 of uploads this process is receiving, so a finished upload need not be
+# read back; an upload resumed on another replica is read back from S3 once, at the end.
+_hashes: OrderedDict[uuid.UUID, tuple[int, Any]] = OrderedDict()
+
+
+def install(runtime: Runtime) -> None:
+    runtime.app.include_router(router)
+    runtime.every(300, "tus-expiry", lambda: clean_expired(runtime))
+
+
+def _headers(**extra: str) -> dict[str, str]:
+    return {"Tus-Resumable": VERSION, "Cache-Control": "no-store", **extra}
+
+
+def _expires(moment: datetime) -> str:
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
+
+
+def _check_version(tus_resumable: str | None) -> None:
+    if tus_resumable != VERSION:
+        raise Refused("tus_version", f"Only tus {VERSION} is spoken here (Tus-Resumable).", 412)
+
+
+@router.options("")
+@router.options("/{upload_id}")
+async def capabilities(runtime: RuntimeDep) -> Response:
+    return Response(
+        status_code=204,
+        headers=_headers(
+            **{
+                "Tus-Version": VERSION,
+                "Tus-Extension": "creation,checksum,expiration,termination",
+                "Tus-Max-Size": str(max(p.max_bytes for p in POLICIES.values())),
+                "Tus-Checksum-Algorithm": ",".join(CHECKSUMS),
+            }
+        ),
+    )
+
+
+def _metadata(raw: str | None) -> dict[str, str]:
+    """Upload-Metadata: comma-separated ``key base64(value)`` pairs."""
+    found: dict[str, str] = {}
+    for pair in (raw or "").split(","):
+        key, _, value = pair.strip().partition(" ")
+        if not key:
+            continue
+        try:
+            found[key] = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise Refused(
+                "invalid_metadata", f"Upload-Metadata {key!r} is not base64.", 400
+            ) from None
+    return found
+
+
+@router.post("", status_code=201)
+async def create(
+    request: Request,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    upload_length: Annotated[str | None, Header()] = None,
+    upload_metadata: Annotated[str | None, Header()] = None,
+    tus_resumable: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Start a resumable upload of a file already added to a session."""
+    _check_version(tus_resumable)
+    if not (upload_length or "").isdigit():
+        raise Refused("missing_length", "Upload-Length is required (deferred length is not).", 400)
+    meta = _metadata(upload_metadata)
+    try:
+        session_id, file_id = uuid.UUID(meta["session"]), uuid.UUID(meta["file"])
+    except (KeyError, ValueError):
+        raise Refused(
+            "missing_metadata",
+            "Upload-Metadata must name the 'session' and the 'file' (ids from adding the batch).",
+            400,
+        ) from None
+    session = await visible_session(runtime, caller, session_id, Role.uploader)
+    require_open(session)
+    row = await store.file(runtime.db.pool, session_id, file_id)
+    if row is None:
+        raise not_found("file")
+    if int(upload_length or 0) != row["declared_size"]:
+        raise Refused(
+            "size_mismatch",
+            f"Upload-Length is {upload_length} but the file was added with {row['declared_size']}.",
+            413,
+        )
+    previous = await runtime.db.pool.fetchrow(
+        "SELECT * FROM tus_uploads WHERE file_id = $1", file_id
+    )
+    if previous is not None:
+        await _discard(runtime, previous, session)
+        await runtime.db.pool.execute("DELETE FROM tus_uploads WHERE id = $1", previous["id"])
+    if row["status"] not in ("queued", "failed") or not await store.start_upload(
+        runtime.db.pool, file_id
+    ):
+        raise Refused("not_retryable", f"This file is {row['status']}; it cannot be uploaded.", 409)
+    upload_id = uuid.uuid4()
+    settings = cast(IngestSettings, runtime.settings)
+    expires = datetime.now(UTC) + timedelta(seconds=settings.tus_expiry_seconds)
+    await runtime.db.pool.execute(
+        "INSERT INTO tus_uploads (id, file_id, session_id, length, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        upload_id,
+        file_id,
+        session_id,
+        row["declared_size"],
+        expires,
+    )
+    location = str(request.url_for("offset", upload_id=str(upload_id)))
+    return Response(
+        status_code=201,
+        headers=_headers(Location=location, **{"Upload-Expires": _expires(expires)}),
+    )
+
+
+async def _upload(
+    runtime: Runtime, caller: Any, upload_id: uuid.UUID, conn: Any = None
+) -> tuple[asyncpg.Record, asyncpg.Record]:
+    """The upload (locked when ``conn`` is a transaction) and its session, if the caller may."""
+    query = "SELECT * FROM tus_uploads WHERE id = $1"
+    if conn is not None:
+        try:
+            upload = await conn.fetchrow(query + " FOR UPDATE NOWAIT", upload_id)
+        except asyncpg.LockNotAvailableError:
+            raise Refused(
+                "upload_busy", "Another request is writing to this upload right now.", 423
+            ) from None
+    else:
+        upload = await runtime.db.pool.fetchrow(query, upload_id)
+    if upload is None:
+        raise not_found("upload")
+    session = await visible_session(runtime, caller, upload["session_id"], Role.uploader)
+    if upload["expires_at"] < datetime.now(UTC):
+        raise Refused("upload_expired", "This upload expired; start it again.", 410)
+    return upload, session
+
+
+@router.head("/{upload_id}", name="offset")
+async def offset(upload_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    """How many bytes of the upload have arrived: where a client resumes."""
+    upload, _ = await _upload(runtime, caller, upload_id)
+    return Response(
+        status_code=200,
+        headers=_headers(
+            **{
+                "Upload-Offset": str(upload["received"]),
+                "Upload-Length": str(upload["length"]),
+                "Upload-Expires": _expires(upload["expires_at"]),
+            }
+        ),
+    )
+
+
+def _checksum(header: str | None) -> tuple[str, bytes] | None:
+    if header is None:
+        return None
+    algorithm, _, encoded = header.strip().partition(" ")
+    if algorithm not in CHECKSUMS:
+        raise Refused(
+            "unsupported_checksum", f"Upload-Checksum must use one of {sorted(CHECKSUMS)}.", 400
+        )
+    try:
+        return algorithm, base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        raise Refused("invalid_checksum", "Upload-Checksum's value is not base64.", 400) from None
+
+
+@router.patch("/{upload_id}")
+async def append(
+    upload_id: uuid.UUID,
+    request: Request,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    upload_offset: Annotated[str | None, Header()] = None,
+    content_type: Annotated[str | None, Header()] = None,
+    upload_checksum: Annotated[str | None, Header()] = None,
+    tus_resumable: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Append bytes at ``Upload-Offset``; a whole-request checksum, if sent, must match."""
+    _check_version(tus_resumable)
+    if content_type != OFFSET_STREAM:
+        raise Refused("content_type", f"A PATCH must be sent as {OFFSET_STREAM}.", 415)
+    checksum = _checksum(upload_checksum)
+    async with runtime.db.transaction() as tx:
+        upload, session = await _upload(runtime, caller, upload_id, tx)
+        require_open(session)
+        if upload_offset != str(upload["received"]):
+            raise Refused(
+                "offset_mismatch",
+                f"Upload-Offset is {upload_offset}; this upload has {upload['received']} bytes.",
+                409,
+            )
+        file_row = await store.file(tx, session["id"], upload["file_id"])
+        assert file_row is not None
+        appended = _Append(runtime, session, upload, file_row, checksum)
+        refused: Refused | None = None
+        try:
+            outcome = await appended.receive(request)
+            await appended.save(tx, outcome)
+        except Refused as error:  # the file is refused: nothing of it is kept
+            refused = error
+            await _discard(runtime, {**upload, "multipart_id": appended.multipart_id}, session)
+            await tx.execute("DELETE FROM tus_uploads WHERE id = $1", upload["id"])
+            await store.fail(tx, upload["file_id"], error.code, error.message)
+    if refused is not None:
+        raise refused
+    if outcome == "checksum_mismatch":
+        raise Refused("checksum_mismatch", "The request's bytes do not match Upload-Checksum.", 460)
+    if appended.finished:
+        await appended.complete()
+    return Response(
+        status_code=204,
+        headers=_headers(
+            **{
+                "Upload-Offset": str(appended.offset),
+                "Upload-Expires": _expires(upload["expires_at"]),
+            }
+        ),
+    )
+
+
+class _Append:
+    """One PATCH: its bytes cut into whole parts, the rest kept as the new tail."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        session: asyncpg.Record,
+        upload: asyncpg.Record,
+        file_row: asyncpg.Record,
+        checksum: tuple[str, bytes] | None,
+    ) -> None:
+        self.runtime = runtime
+        self.file_row = file_row
+        self.session = session
+        self.upload = upload
+        self.checksum = checksum
+        self.bucket = runtime.settings.bucket_originals
+        self.key = object_key(session["project_id"], upload["file_id"])
+        self.parts: list[list[Any]] = json.loads(upload["parts"])
+        self.multipart_id: str | None = upload["multipart_id"]
+        self.family: Family | None = Family(upload["family"]) if upload["family"] else None
+        self.offset = upload["received"]
+        self.buffer = bytearray()
+        self.finished = False
+        self.sha256: str | None = None
+
+    async def receive(self, request: Request) -> str:
+        upload = self.upload
+        if upload["tail_size"]:
+            self.buffer += await self.runtime.blobs.get(self.bucket, upload["tail_key"])
+        known = _hashes.pop(upload["id"], None)
+        running = known[1] if known and known[0] == self.offset else None
+        if self.offset == 0:
+            running = hashlib.sha256()
+        whole = CHECKSUMS[self.checksum[0]]() if self.checksum else None
+        received = 0
+        try:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if self.offset + received > upload["length"]:
+                    raise Refused(
+                        "size_mismatch", "The upload sent more bytes than its Upload-Length."
+                    )
+                self.buffer += chunk
+                for hashed in (running, whole):
+                    if hashed is not None:
+                        hashed.update(chunk)
+                while len(self.buffer) >= PART_SIZE:
+                    await self._put_part(bytes(self.buffer[:PART_SIZE]))
+                    del self.buffer[:PART_SIZE]
+        except ClientDisconnect:
+            if whole is not None:
+                return "checksum_mismatch"  # a checksummed request counts whole or not at all
+        if whole is not None and self.checksum and whole.digest() != self.checksum[1]:
+            return "checksum_mismatch"
+        self.offset += received
+        self.finished = self.offset == upload["length"]
+        if running is not None:
+            _hashes[upload["id"]] = (self.offset, running)
+            while len(_hashes) > _HASHES_KEPT:
+                _hashes.popitem(last=False)
+        return "ok"
+
+    def _judge(self) -> None:
+        if self.family is None:  # the buffer starts at byte 0 until the first part is stored
+            policy, _ = policy_and_limits(self.session)
+            path = self.file_row["relative_path"]
+            self.family = check_head(policy, path, bytes(self.buffer[:HEAD_BYTES]))
+
+    async def _put_part(self, data: bytes) -> None:
+        self._judge()
+        if self.multipart_id is None:
+            self.multipart_id = await self.runtime.blobs.start_multipart(
+                self.bucket, self.key, "application/octet-stream"
+            )
+        number = len(self.parts) + 1
+        etag = await self.runtime.blobs.put_part(
+            self.bucket, self.key, self.multipart_id, number, data
+        )
+        self.parts.append([number, etag])
+
+    async def save(self, tx: Any, outcome: str) -> None:
+        upload = self.upload
+        if outcome != "ok":  # keep the offset; parts past it are overwritten when resumed
+            await tx.execute(
+                "UPDATE tus_uploads SET multipart_id = $2 WHERE id = $1",
+                upload["id"],
+                self.multipart_id,
+            )
+            return
+        blobs = self.runtime.blobs
+        if self.finished:
+            self._judge()
+            if self.multipart_id is None:
+                await blobs.put_bytes(self.bucket, self.key, bytes(self.buffer))
+            else:
+                if self.buffer:
+                    await self._put_part(bytes(self.buffer))
+                await blobs.complete_multipart(
+                    self.bucket, self.key, self.multipart_id, [(n, e) for n, e in self.parts]
+                )
+            known = _hashes.pop(upload["id"], None)
+            self.sha256 = known[1].hexdigest() if known else None
+            await tx.execute("DELETE FROM tus_uploads WHERE id = $1", upload["id"])
+            tail = None
+        else:
+            tail = f"tus/{upload['id']}/tail-{self.offset}" if self.buffer else None
+            if tail:
+                await blobs.put_bytes(self.bucket, tail, bytes(self.buffer))
+            await tx.execute(
+                "UPDATE tus_uploads SET received = $2, multipart_id = $3, parts = $4::jsonb,"
+                " tail_key = $5, tail_size = $6, family = $7 WHERE id = $1",
+                upload["id"],
+                self.offset,
+                self.multipart_id,
+                json.dumps(self.parts),
+                tail,
+                len(self.buffer),
+                self.family.value if self.family else None,
+            )
+            await store.progress(self.runtime.db.pool, upload["file_id"], self.offset)
+        if upload["tail_key"] and upload["tail_key"] != tail:
+            await blobs.remove(self.bucket, upload["tail_key"])
+
+    async def complete(self) -> None:
+        runtime, upload = self.runtime, self.upload
+        sha256 = self.sha256 or await runtime.blobs.sha256(self.bucket, self.key)
+        row = self.file_row
+        if row["declared_sha256"] and row["declared_sha256"] != sha256:
+            await runtime.blobs.remove(self.bucket, self.key)
+            reason = "The bytes received do not match the declared SHA-256."
+            await store.fail(runtime.db.pool, upload["file_id"], "checksum_mismatch", reason)
+            raise Refused("checksum_mismatch", reason)
+        assert self.family is not None
+        await complete_upload(
+            runtime, self.session, row, size=upload["length"], sha256=sha256, family=self.family
+        )
+
+
+async def _discard(runtime: Runtime, upload: Mapping[str, Any], session: Mapping[str, Any]) -> None:
+    """Drop what an upload stored in S3: its multipart parts and its tail."""
+    bucket = runtime.settings.bucket_originals
+    if upload["multipart_id"]:
+        await runtime.blobs.abort_multipart(
+            bucket, object_key(session["project_id"], upload["file_id"]), upload["multipart_id"]
+        )
+    if upload["tail_key"]:
+        await runtime.blobs.remove(bucket, upload["tail_key"])
+    _hashes.pop(upload["id"], None)
+
+
+@router.delete("/{upload_id}", status_code=204)
+async def terminate(upload_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) -> Response:
+    """Cancel an upload: its stored bytes are removed and the file is marked failed."""
+    upload, session = await _upload(runtime, caller, upload_id)
+    await _discard(runtime, upload, session)
+    await runtime.db.pool.execute("DELETE FROM tus_uploads WHERE id = $1", upload_id)
+    await store.fail(
+        runtime.db.pool, upload["file_id"], "upload_cancelled", "The upload was cancelled."
+    )
+    return Response(status_code=204, headers=_headers())
+
+
+async def clean_expired(runtime: Runtime) -> int:
+    """Remove expired unfinished uploads from S3 and the database; their files fail."""
+    rows = await runtime.db.pool.fetch(
+        "SELECT t.*, s.project_id FROM tus_uploads t JOIN sessions s ON s.id = t.session_id"
+        " WHERE t.expires_at < now() ORDER BY t.expires_at LIMIT 500"
+    )
+    for row in rows:
+        await _discard(runtime, row, row)
+        await runtime.db.pool.execute("DELETE FROM tus_uploads WHERE id = $1", row["id"])
+        await store.fail(
+            runtime.db.pool,
+            row["file_id"],
+            "upload_expired",
+            "The resumable upload was not finished before it expired; upload the file again.",
+        )
+    return len(rows)

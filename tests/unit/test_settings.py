@@ -1,0 +1,32 @@
+"""Settings: each service's own values come from its own variables, or from arguments."""
+
+from __future__ import annotations
+
+import pytest
+
+from darkroom.common.settings import SERVICE_SETTINGS, IngestSettings, NotifySettings, env_names
+
+
+def test_a_service_reads_its_own_database_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DARKROOM_INGEST_DATABASE_URL", "postgresql://x@db/ingest")
+    monkeypatch.setenv("DARKROOM_NOTIFY_DATABASE_URL", "postgresql://x@db/notify")
+    monkeypatch.setenv("DARKROOM_INGEST_HTTP_PORT", "9100")
+    monkeypatch.setenv("DARKROOM_KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
+    ingest, notify = IngestSettings(), NotifySettings()
+    assert (ingest.database_url, ingest.http_port) == ("postgresql://x@db/ingest", 9100)
+    assert (notify.database_url, notify.http_port) == ("postgresql://x@db/notify", 8004)
+    assert ingest.kafka_bootstrap_servers == notify.kafka_bootstrap_servers == "kafka:9092"
+
+
+def test_arguments_win_over_defaults_for_every_field() -> None:
+    """Tests and tools build settings from arguments; an alias must not swallow them."""
+    settings = IngestSettings(database_url="postgresql://x@db/other", http_port=1234)
+    assert (settings.database_url, settings.http_port) == ("postgresql://x@db/other", 1234)
+
+
+@pytest.mark.parametrize("settings", SERVICE_SETTINGS, ids=lambda s: s.service)
+def test_every_variable_is_prefixed_and_distinct(settings: type[IngestSettings]) -> None:
+    names = env_names(settings)
+    assert all(name.startswith("DARKROOM_") for name in names)
+    assert len(names) == len(set(names))
+    assert f"DARKROOM_{settings.service.upper()}_DATABASE_URL" in names
