@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import ClassVar
@@ -50,8 +51,20 @@ async def new_database() -> AsyncIterator[Callable[[], Awaitable[str]]]:
         yield create
     finally:
         for name in names:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await _drop(conn, name)
         await conn.close()
+
+
+async def _drop(conn: asyncpg.Connection, name: str) -> None:
+    """Drop a test database; an autovacuum worker on it (not ours to stop) is waited out."""
+    for attempt in range(20):
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except asyncpg.InsufficientPrivilegeError:
+            if attempt == 19:
+                raise
+            await asyncio.sleep(0.5)
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ import pytest
 
 from darkroom.common.settings import CommonSettings
 from darkroom.ingest.admin import project as project_with_admin
+from darkroom.ingest.app import STALLED_AFTER
+from darkroom.ingest.store import fail_stalled
 
 from .backbone import eventually, read_topic
 from .gateway import PNG, Gateway, jpeg, sha, without_exif
@@ -432,3 +434,43 @@ async def test_the_bootstrap_command_makes_a_usable_project_and_admin_key(
         key = await admin.post(f"/v1/projects/{made['id']}/keys", json={"role": "uploader"})
         assert key.status_code == 201 and key.json()["key"].startswith("drk_")
         assert error(await admin.post("/v1/projects", json={"name": "x", "policy": "library"}), 403)
+
+
+async def test_an_upload_whose_client_vanished_is_failed_so_the_session_can_be_submitted(
+    gateway: Gateway,
+) -> None:
+    project = await new_project(gateway)
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        batch = await add(client, session, {"path": "stuck.jpg", "size": 1000})
+        file_id = batch["files"][0]["id"]
+        # As if the gateway had died mid-upload, twenty minutes ago.
+        await gateway.runtime.db.pool.execute(
+            "UPDATE files SET status = 'uploading', updated_at = now() - interval '20 minutes'"
+            " WHERE id = $1",
+            uuid.UUID(file_id),
+        )
+        refused = await client.post(f"/v1/sessions/{session}/submit")
+        assert error(refused, 409) == "uploads_in_progress"
+        assert await fail_stalled(gateway.runtime.db.pool, idle_seconds=STALLED_AFTER) == 1
+        files = (await client.get(f"/v1/sessions/{session}")).json()["files"]
+        assert [(f["status"], f["code"]) for f in files] == [("failed", "upload_interrupted")]
+        assert (await client.post(f"/v1/sessions/{session}/submit")).status_code == 200
+
+
+async def test_a_file_may_declare_a_higher_level_up_to_the_ceiling(
+    gateway: Gateway, settings: CommonSettings
+) -> None:
+    project = await new_project(gateway, ceiling="SENSITIVE_NORMAL")
+    data = jpeg(40)
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        batch = await add(
+            client,
+            session,
+            {"path": "a.jpg", "size": len(data), "classification": "SENSITIVE_NORMAL"},
+        )
+        await put(client, session, batch["files"][0]["id"], data)
+        await client.post(f"/v1/sessions/{session}/submit")
+    [event] = await _events_of(settings, "darkroom.media.uploaded.v1", session, 1)
+    assert event["media"]["classification"] == "SENSITIVE_NORMAL"

@@ -454,6 +454,7 @@ async def add_batch(
                 declared_sha256=item.sha256.lower() if item.sha256 else None,
                 status=entry.status,
                 duplicate_of=None,
+                classification=item.classification.value if item.classification else None,
             )
     return schemas.BatchResult(
         files=entries,
@@ -652,7 +653,7 @@ def _uploaded_event(session: asyncpg.Record, row: asyncpg.Record) -> MediaUpload
             object_key=object_key(session["project_id"], row["id"]),
             relative_path=row["relative_path"],
             ai_tagging=session["ai_tagging"],
-            classification=Classification(session["classification"]),
+            classification=Classification(row["classification"] or session["classification"]),
         ),
         sha256=row["sha256"],
         size=row["declared_size"],

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from darkroom.common.runtime import Runtime
 from darkroom.common.settings import IngestSettings
-from darkroom.ingest import api, tus
+from darkroom.ingest import api, store, tus
+
+STALLED_AFTER = 15 * 60
+"""Seconds without progress after which a plain upload is failed (its client or process died)."""
 
 
 def create_runtime(settings: IngestSettings | None = None) -> Runtime:
@@ -12,4 +15,9 @@ def create_runtime(settings: IngestSettings | None = None) -> Runtime:
     runtime.app.title = "Darkroom ingest gateway"
     api.install(runtime.app, runtime)
     tus.install(runtime)
+    runtime.every(
+        60,
+        "stalled-uploads",
+        lambda: store.fail_stalled(runtime.db.pool, idle_seconds=STALLED_AFTER),
+    )
     return runtime

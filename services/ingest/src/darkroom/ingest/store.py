@@ -184,7 +184,8 @@ async def file(conn: Connection, session_id: uuid.UUID, file_id: uuid.UUID) -> R
 async def insert_file(tx: Transaction, **fields: Any) -> None:
     await tx.execute(
         "INSERT INTO files (id, session_id, project_id, relative_path, declared_size,"
-        " declared_sha256, status, duplicate_of) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        " declared_sha256, status, duplicate_of, classification)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         fields["id"],
         fields["session_id"],
         fields["project_id"],
@@ -193,6 +194,7 @@ async def insert_file(tx: Transaction, **fields: Any) -> None:
         fields["declared_sha256"],
         fields["status"],
         fields.get("duplicate_of"),
+        fields.get("classification"),
     )
 
 
@@ -258,6 +260,21 @@ async def skip_as_duplicate(
         duplicate_of,
         sha256,
     )
+
+
+async def fail_stalled(conn: Connection, *, idle_seconds: int) -> int:
+    """Fail plain uploads that stopped making progress (their connection or process died).
+
+    A resumable (tus) upload may pause for as long as it has not expired; it is not touched.
+    """
+    result = await conn.execute(
+        "UPDATE files SET status = 'failed', reason_code = 'upload_interrupted',"
+        " reason = 'The upload stopped before the whole file arrived.', updated_at = now()"
+        " WHERE status = 'uploading' AND updated_at < now() - make_interval(secs => $1)"
+        " AND NOT EXISTS (SELECT 1 FROM tus_uploads t WHERE t.file_id = files.id)",
+        idle_seconds,
+    )
+    return int(result.split()[-1])
 
 
 async def submit(tx: Transaction, session_id: uuid.UUID) -> None:
