@@ -38,6 +38,10 @@ STEADY_AFTER = 60.0  # a service that ran this long is restarted at the first ba
 STOP_GRACE = 30.0
 NAG_EVERY = 60.0
 TICK = 0.5
+# As in the services' Dockerfiles: glibc's per-thread malloc arenas (S3 calls run in threads)
+# otherwise hold freed memory; two arenas took the gateway's peak from 160 to 144 MiB under a
+# 100-file batch (bench/RESULTS.md).
+SERVICE_ENV = {"PYTHONUNBUFFERED": "1", "MALLOC_ARENA_MAX": "2"}
 
 
 def say(message: str) -> None:
@@ -89,7 +93,7 @@ class Service:
             self.process = subprocess.Popen(  # noqa: S603 (a fixed command)
                 [sys.executable, "-m", f"darkroom.{self.name}"],
                 cwd=ROOT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**SERVICE_ENV, **os.environ},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import io
+from collections import deque
 from collections.abc import AsyncIterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -27,8 +28,11 @@ from opentelemetry.trace import SpanKind
 
 from darkroom.common.settings import CommonSettings
 
-PART_SIZE = 8 * 1024 * 1024
-_QUEUE_CHUNKS = 4
+PART_SIZE = 5 * 1024 * 1024
+"""The smallest part S3 accepts: the SDK holds one whole part in memory per upload."""
+_QUEUE_CHUNKS = 2
+_HANDOFF_BYTES = 1024 * 1024
+"""Chunks are gathered to this size before crossing to the SDK's thread: each crossing costs."""
 _tracer = trace.get_tracer(__name__)
 
 
@@ -109,7 +113,7 @@ class Blobs:
     ) -> StoredBlob:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(_QUEUE_CHUNKS)
-        reader = _QueueReader(queue, loop, limit)
+        reader = _QueueReader(queue, loop)
         upload = asyncio.create_task(
             asyncio.to_thread(
                 self._client.put_object,
@@ -122,12 +126,23 @@ class Blobs:
                 num_parallel_uploads=1,
             )
         )
+        received = held = 0
+        pending: list[bytes] = []
         try:
             async for chunk in chunks:
+                received += len(chunk)
+                if received > limit:
+                    raise LimitExceeded(limit)
                 if upload.done():
-                    break  # the upload failed or hit the limit; its error is raised below
-                await _put_unless_done(queue, chunk, upload)
+                    break  # the upload failed; its error is raised below
+                pending.append(chunk)
+                held += len(chunk)
+                if held >= _HANDOFF_BYTES:
+                    await _put_unless_done(queue, b"".join(pending), upload)
+                    pending, held = [], 0
             else:
+                if pending:
+                    await _put_unless_done(queue, b"".join(pending), upload)
                 await _put_unless_done(queue, None, upload)
             result = await upload
         except BaseException as exc:
@@ -245,19 +260,19 @@ async def _put_unless_done(
 
 
 class _QueueReader(io.RawIOBase):
-    """A blocking file object for the SDK's thread, fed from the event loop's queue."""
+    """A blocking file object for the SDK's thread, fed from the event loop's queue.
+
+    It hashes what it hands over and copies each byte once, into the part the SDK asks for.
+    """
 
     def __init__(
-        self,
-        queue: asyncio.Queue[bytes | BaseException | None],
-        loop: asyncio.AbstractEventLoop,
-        limit: int,
+        self, queue: asyncio.Queue[bytes | BaseException | None], loop: asyncio.AbstractEventLoop
     ) -> None:
         super().__init__()
         self._queue = queue
         self._loop = loop
-        self._limit = limit
-        self._buffer = bytearray()
+        self._pieces: deque[bytes] = deque()
+        self._held = 0
         self._eof = False
         self._error: BaseException | None = None
         self.sha256 = hashlib.sha256()
@@ -275,7 +290,7 @@ class _QueueReader(io.RawIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         wanted = size if size is not None and size >= 0 else None
-        while not self._eof and (wanted is None or len(self._buffer) < wanted):
+        while not self._eof and (wanted is None or self._held < wanted):
             item = asyncio.run_coroutine_threadsafe(self._queue.get(), self._loop).result()
             if isinstance(item, BaseException):
                 raise item
@@ -283,13 +298,21 @@ class _QueueReader(io.RawIOBase):
                 self._eof = True
                 break
             self.size += len(item)
-            if self.size > self._limit:
-                raise LimitExceeded(self._limit)
             self.sha256.update(item)
-            self._buffer += item
+            self._pieces.append(item)
+            self._held += len(item)
         if self._error is not None:
             raise self._error
-        n = len(self._buffer) if wanted is None else min(wanted, len(self._buffer))
-        out = bytes(self._buffer[:n])
-        del self._buffer[:n]
-        return out
+        return self._take(self._held if wanted is None else min(wanted, self._held))
+
+    def _take(self, n: int) -> bytes:
+        taken: list[bytes] = []
+        while n > 0:
+            piece = self._pieces.popleft()
+            if len(piece) > n:  # split the last piece; its rest waits for the next read
+                self._pieces.appendleft(piece[n:])
+                piece = piece[:n]
+            taken.append(piece)
+            n -= len(piece)
+            self._held -= len(piece)
+        return taken[0] if len(taken) == 1 else b"".join(taken)

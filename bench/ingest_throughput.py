@@ -1,0 +1,485 @@
+"""Upload throughput through the ingest gateway against a direct put to the same S3 server.
+
+    uv run python -m bench.ingest_throughput [--rounds 5] [--files 100] [--mib 4] [--at-once 8]
+
+The gateway runs as its own process (``python -m darkroom.ingest``) over a database made for
+the run and dropped after it; its platform key comes from ``python -m darkroom.ingest.admin``.
+Each round sends one batch of ``--files`` JPEGs of ``--mib`` MiB (a real corpus photo with EXIF,
+padded to size, each file ending with a trailer of its own) three ways, in an order that
+rotates from round to round:
+
+- gateway: registered as one batch (POST …/files), then PUT …/content, ``--at-once`` at a time;
+- stream:  the same bytes through ``Blobs.put_stream`` in this process, in 64 KiB chunks: the
+           gateway's way to S3 without its HTTP, database and policy work, to tell stages apart;
+- direct:  the same bytes with the minio SDK's ``put_object``, ``--at-once`` threads.
+
+It prints each round, the median of gateway/direct (the issue's target: at least 0.8), and the
+gateway's peak RSS, sampled every 10 ms while each batch runs. ``--profile FILE`` runs the
+gateway under cProfile (its event-loop thread only) and prints the profile when it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import pstats
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+import psutil
+from minio import Minio
+
+from darkroom.common.blobs import Blobs
+from darkroom.common.settings import LOCAL_DATABASE, CommonSettings
+from darkroom.ingest.content import HEAD_BYTES, has_exif
+
+MiB = 1024 * 1024
+CHUNK = 64 * 1024
+PHOTO = Path(__file__).resolve().parents[2] / "shared/corpus/exif-samples/jpg/Canon_40D.jpg"
+TRAILER = "{round:04d}-{number:06d}"
+WAYS = ("gateway", "stream", "direct")
+"""The ways the batch is sent to S3, each timed alone."""
+
+Load = Callable[[], Awaitable[object]]
+"""One upload workload sent to the gateway: the batch here; a tus upload is another one."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """``files`` distinct JPEGs of ``size`` bytes, made when sent (memory stays small)."""
+
+    files: int
+    size: int
+    at_once: int
+    padded: bytes = field(repr=False)
+
+    @classmethod
+    def of(cls, files: int, size: int, at_once: int) -> Batch:
+        photo = PHOTO.read_bytes()
+        assert has_exif(photo[:HEAD_BYTES]), f"{PHOTO} has no EXIF in its head"
+        padding = size - len(photo) - len(TRAILER.format(round=0, number=0))
+        return cls(files, size, at_once, photo + random.Random(0).randbytes(padding))
+
+    def file(self, round_: int, number: int) -> bytes:
+        return self.padded + TRAILER.format(round=round_, number=number).encode()
+
+    @property
+    def total(self) -> int:
+        return self.files * self.size
+
+
+@dataclass
+class Round:
+    seconds: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)
+    """CPU seconds each process spent while one way ran: way -> process -> seconds."""
+    register_seconds: float = 0.0
+    peak_rss: int = 0
+
+
+# --- the gateway, as its own process -------------------------------------------------------
+
+
+@dataclass
+class Gateway:
+    url: str
+    key: str
+    process: subprocess.Popen[bytes]
+
+
+@asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """A new database for this run's gateway, dropped afterwards."""
+    admin_url = LOCAL_DATABASE.format(service="ingest").rsplit("/", 1)[0] + "/postgres"
+    name = f"darkroom_bench_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+@contextmanager
+def gateway_process(database_url: str, log: Path, profile: Path | None) -> Iterator[Gateway]:
+    """``python -m darkroom.ingest`` on a free port; stopped with SIGINT, as Ctrl-C would."""
+    port = _free_port()
+    env = os.environ | {
+        "DARKROOM_INGEST_DATABASE_URL": database_url,
+        "DARKROOM_INGEST_HTTP_PORT": str(port),
+    }
+    admin = [sys.executable, "-m", "darkroom.ingest.admin", "platform-key", "--label", "bench"]
+    made = subprocess.run(admin, env=env, check=True, capture_output=True)
+    key = json.loads(made.stdout)["key"]
+    profiled = ["-m", "cProfile", "-o", str(profile)] if profile else []
+    command = [sys.executable, *profiled, "-m", "darkroom.ingest"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, process, log)
+        yield Gateway(url, key, process)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the gateway exited ({process.returncode}); see {log}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the gateway was not ready within 60 s; see {log}")
+
+
+class PeakRss:
+    """The highest resident set size of a process, sampled every 10 ms on a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self.peak = 0
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._process.memory_info().rss)
+            self._stop.wait(0.01)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextmanager
+def cpu_seconds(processes: dict[str, psutil.Process], into: dict[str, float]) -> Iterator[None]:
+    """CPU time (user + system) each process spends inside the block."""
+
+    def now() -> dict[str, float]:
+        return {name: sum(p.cpu_times()[:2]) for name, p in processes.items()}
+
+    before = now()
+    yield
+    into |= {name: spent - before[name] for name, spent in now().items()}
+
+
+def s3_server() -> psutil.Process | None:
+    """The local stack's S3 server (s3proxy), to count its CPU too, if it runs here."""
+    pid_file = Path(__file__).resolve().parents[1] / "var/run/s3proxy.pid"
+    try:
+        return psutil.Process(int(pid_file.read_text()))
+    except (OSError, ValueError, psutil.Error):
+        return None
+
+
+async def under_load(gateway: Gateway, *loads: Load) -> int:
+    """Run ``loads`` at once and return the gateway's peak RSS meanwhile.
+
+    The issue's memory target is for a 100-file batch and a 2 GB tus upload at once: pass both.
+    """
+    with PeakRss(gateway.process.pid) as rss:
+        await asyncio.gather(*(load() for load in loads))
+    return rss.peak
+
+
+# --- the three ways to S3 ------------------------------------------------------------------
+
+
+async def new_project(http: httpx.AsyncClient, platform_key: str) -> tuple[str, str]:
+    """A capture project (EXIF checked on every file) and an uploader key for it."""
+    auth = {"Authorization": f"Bearer {platform_key}"}
+    made = await http.post(
+        "/v1/projects", json={"name": "bench", "policy": "capture"}, headers=auth
+    )
+    made.raise_for_status()
+    project = str(made.json()["id"])
+    key = await http.post(f"/v1/projects/{project}/keys", json={"role": "uploader"}, headers=auth)
+    key.raise_for_status()
+    return project, str(key.json()["key"])
+
+
+async def through_gateway(
+    http: httpx.AsyncClient, project: str, batch: Batch, round_: int, result: Round, keys: list[str]
+) -> None:
+    """One session, the batch registered in one request, then each file PUT to the gateway."""
+    made = await http.post(
+        f"/v1/projects/{project}/sessions",
+        json={"source": "bench", "view_name": "throughput", "capture_date": "2024-05-17"},
+    )
+    made.raise_for_status()
+    session = made.json()["id"]
+    planned = [{"path": f"batch/{n:06d}.jpg", "size": batch.size} for n in range(batch.files)]
+    start = time.perf_counter()
+    added = await http.post(f"/v1/sessions/{session}/files", json={"files": planned})
+    added.raise_for_status()
+    result.register_seconds = time.perf_counter() - start
+    slots = asyncio.Semaphore(batch.at_once)
+
+    async def put(number: int, file_id: str) -> None:
+        async with slots:
+            url = f"/v1/sessions/{session}/files/{file_id}/content"
+            done = await http.put(url, content=batch.file(round_, number))
+        if done.status_code != 200 or done.json()["status"] != "uploaded":
+            raise SystemExit(f"the gateway refused a file: {done.status_code} {done.text}")
+        keys.append(f"{project}/{file_id}/original")
+
+    await asyncio.gather(*(put(n, f["id"]) for n, f in enumerate(added.json()["files"])))
+    result.seconds["gateway"] = time.perf_counter() - start
+
+
+async def through_put_stream(
+    blobs: Blobs, bucket: str, batch: Batch, round_: int, result: Round, keys: list[str]
+) -> None:
+    slots = asyncio.Semaphore(batch.at_once)
+
+    async def put(number: int) -> None:
+        async with slots:
+            data = batch.file(round_, number)
+            key = f"bench/stream/{uuid.uuid4()}"
+            await blobs.put_stream(bucket, key, _chunks(data), limit=len(data))
+        keys.append(key)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(put(n) for n in range(batch.files)))
+    result.seconds["stream"] = time.perf_counter() - start
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    for offset in range(0, len(data), CHUNK):
+        yield data[offset : offset + CHUNK]
+
+
+def put_direct(
+    s3: Minio, bucket: str, batch: Batch, round_: int, result: Round, keys: list[str]
+) -> None:
+    def put(number: int) -> None:
+        data = batch.file(round_, number)
+        key = f"bench/direct/{uuid.uuid4()}"
+        s3.put_object(bucket, key, io.BytesIO(data), len(data))
+        keys.append(key)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(batch.at_once) as pool:
+        list(pool.map(put, range(batch.files)))
+    result.seconds["direct"] = time.perf_counter() - start
+
+
+def minio_client(settings: CommonSettings) -> Minio:
+    endpoint = urlsplit(settings.s3_endpoint)
+    return Minio(
+        endpoint.netloc,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key.get_secret_value(),
+        secure=endpoint.scheme == "https",
+        region=settings.s3_region,
+    )
+
+
+def remove(s3: Minio, bucket: str, keys: list[str]) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: s3.remove_object(bucket, key), keys))
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    batch: Batch
+    gateway: Gateway
+    http: httpx.AsyncClient
+    project: str
+    blobs: Blobs
+    s3: Minio
+    bucket: str
+    processes: dict[str, psutil.Process]
+
+    async def round(self, number: int) -> Round:
+        """The batch sent the three ways, starting with a different one each round."""
+        result, keys = Round(), list[str]()
+
+        async def gateway() -> None:
+            result.peak_rss = await under_load(
+                self.gateway,
+                lambda: through_gateway(self.http, self.project, self.batch, number, result, keys),
+            )
+
+        async def stream() -> None:
+            await through_put_stream(self.blobs, self.bucket, self.batch, number, result, keys)
+
+        async def direct() -> None:
+            await asyncio.to_thread(
+                put_direct, self.s3, self.bucket, self.batch, number, result, keys
+            )
+
+        ways = [gateway, stream, direct]
+        assert tuple(way.__name__ for way in ways) == WAYS
+        turn = number % len(ways)
+        try:
+            for way in ways[turn:] + ways[:turn]:
+                with cpu_seconds(self.processes, result.cpu.setdefault(way.__name__, {})):
+                    await way()
+        finally:
+            await asyncio.to_thread(remove, self.s3, self.bucket, keys)
+        return result
+
+
+@asynccontextmanager
+async def started(batch: Batch, profile: Path | None) -> AsyncIterator[Bench]:
+    """A fresh database, the gateway over it, and a capture project with an uploader key."""
+    settings = CommonSettings()
+    log = Path(tempfile.gettempdir()) / "darkroom-bench-gateway.log"
+    async with fresh_database() as database_url:
+        with gateway_process(database_url, log, profile) as gateway:
+            limits = httpx.Limits(max_connections=batch.at_once)
+            async with httpx.AsyncClient(base_url=gateway.url, timeout=300, limits=limits) as http:
+                project, key = await new_project(http, gateway.key)
+                http.headers["Authorization"] = f"Bearer {key}"
+                processes = {
+                    "gateway": psutil.Process(gateway.process.pid),
+                    "bench": psutil.Process(),
+                }
+                if (server := s3_server()) is not None:
+                    processes["s3"] = server
+                yield Bench(
+                    batch,
+                    gateway,
+                    http,
+                    project,
+                    Blobs(settings),
+                    minio_client(settings),
+                    settings.bucket_originals,
+                    processes,
+                )
+
+
+async def run(args: argparse.Namespace, batch: Batch) -> list[Round]:
+    rounds: list[Round] = []
+    async with started(batch, args.profile) as bench:
+        idle = bench.processes["gateway"].memory_info().rss
+        print(f"gateway pid {bench.gateway.process.pid}, idle RSS {idle / MiB:.0f} MiB")
+        print(_header(batch), flush=True)
+        for number in range(-args.warmup, args.rounds):
+            result = await bench.round(number)
+            if number >= 0:
+                rounds.append(result)
+                print(_row(number + 1, batch, result), flush=True)
+    if args.profile:
+        pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(30)
+    return rounds
+
+
+def _mib_per_second(batch: Batch, seconds: float) -> float:
+    return batch.total / MiB / seconds
+
+
+def _header(batch: Batch) -> str:
+    return (
+        f"{batch.files} x {batch.size / MiB:g} MiB, {batch.at_once} at a time; MiB/s\n"
+        "| round | gateway | stream | direct | gateway/direct | register batch | peak RSS |\n"
+        "|---|---|---|---|---|---|---|"
+    )
+
+
+def _row(number: int, batch: Batch, result: Round) -> str:
+    speed = {way: _mib_per_second(batch, s) for way, s in result.seconds.items()}
+    return (
+        f"| {number} | {speed['gateway']:.0f} | {speed['stream']:.0f} | {speed['direct']:.0f} "
+        f"| {speed['gateway'] / speed['direct']:.2f} | {result.register_seconds * 1000:.0f} ms "
+        f"| {result.peak_rss / MiB:.0f} MiB |"
+    )
+
+
+def summary(batch: Batch, rounds: list[Round]) -> str:
+    ratios = [r.seconds["direct"] / r.seconds["gateway"] for r in rounds]
+    median = {
+        way: statistics.median(_mib_per_second(batch, r.seconds[way]) for r in rounds)
+        for way in WAYS
+    }
+    return (
+        f"median MiB/s: gateway {median['gateway']:.0f}, stream {median['stream']:.0f}, "
+        f"direct {median['direct']:.0f}\n"
+        f"gateway/direct: median {statistics.median(ratios):.2f} "
+        f"(min {min(ratios):.2f}, max {max(ratios):.2f}; target >= 0.80)\n"
+        f"gateway peak RSS during a batch: {max(r.peak_rss for r in rounds) / MiB:.0f} MiB\n"
+        f"CPU seconds per GiB sent, median: {_cpu_per_gib(batch, rounds)}"
+    )
+
+
+def _cpu_per_gib(batch: Batch, rounds: list[Round]) -> str:
+    gib = batch.total / (1024 * MiB)
+    parts = []
+    for way in WAYS:
+        spent = {
+            name: statistics.median(r.cpu[way][name] / gib for r in rounds)
+            for name in rounds[0].cpu[way]
+        }
+        shown = ", ".join(f"{name} {s:.1f}" for name, s in spent.items())
+        parts.append(f"{way} ({shown})")
+    return "; ".join(parts)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="python -m bench.ingest_throughput",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    root.add_argument("--rounds", type=int, default=5, help="measured rounds")
+    root.add_argument("--warmup", type=int, default=1, help="rounds run first, not counted")
+    root.add_argument("--files", type=int, default=100, help="files in the batch")
+    root.add_argument("--mib", type=int, default=4, help="size of each file in MiB")
+    root.add_argument("--at-once", type=int, default=8, help="uploads in flight at once")
+    root.add_argument("--profile", type=Path, help="run the gateway under cProfile, to this file")
+    return root
+
+
+def main() -> None:
+    args = parser().parse_args()
+    batch = Batch.of(args.files, args.mib * MiB, args.at_once)
+    rounds = asyncio.run(run(args, batch))
+    print(summary(batch, rounds))
+
+
+if __name__ == "__main__":
+    main()
