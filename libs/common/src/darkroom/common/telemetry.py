@@ -83,7 +83,11 @@ def _setup_logging(service: str, level: str) -> None:
 def instrument(app: FastAPI, tracer_provider: TracerProvider) -> None:
     """Trace the service's HTTP requests and its PostgreSQL queries."""
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=tracer_provider, excluded_urls="/healthz,/readyz"
+        app,
+        tracer_provider=tracer_provider,
+        excluded_urls="/healthz,/readyz",
+        # A span per body chunk would cost more than the upload it describes.
+        exclude_spans=["receive", "send"],
     )
     postgres = AsyncPGInstrumentor()
     if not postgres.is_instrumented_by_opentelemetry:  # once per process
