@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import psutil
 import pytest
@@ -113,3 +117,16 @@ async def _enumerate(items: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, by
     async for item in items:
         yield n, item
         n += 1
+
+
+async def test_a_presigned_url_serves_the_object_and_expires(blobs: Blobs) -> None:
+    key = f"{uuid.uuid4()}/thumb"
+    await blobs.put_bytes(BUCKET, key, b"a small derived image")
+    url = await blobs.presigned_get(BUCKET, key, expires=timedelta(seconds=2))
+    with urllib.request.urlopen(url, timeout=10) as response:  # no credentials: the URL is all
+        assert response.read() == b"a small derived image"
+    await asyncio.sleep(3)
+    with pytest.raises(urllib.error.HTTPError) as expired:
+        urllib.request.urlopen(url, timeout=10)
+    assert expired.value.code == 403
+    await blobs.remove(BUCKET, key)
