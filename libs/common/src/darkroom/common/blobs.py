@@ -215,6 +215,11 @@ class Blobs:
         with _span("get", bucket, key):
             return await asyncio.to_thread(digest)
 
+    async def download(self, bucket: str, key: str, path: str) -> None:
+        """Copy an object to a local file, streaming (for tools that need a file, like video)."""
+        with _span("get", bucket, key):
+            await asyncio.to_thread(self._client.fget_object, bucket, key, path)
+
     async def get(self, bucket: str, key: str) -> bytes:
         def read() -> bytes:
             response = self._client.get_object(bucket, key)

@@ -64,6 +64,7 @@ class Runtime:
         self._document_publishers()
         self._migrations = ("darkroom.common", *migrations)
         self._tasks: list[asyncio.Task[None]] = []
+        self._releases: list[Callable[[], object]] = []
         self._jobs: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
             ("housekeeping", HOUSEKEEPING_SECONDS, lambda: purge(self.db, keep_days=KEEP_DAYS))
         ]
@@ -114,12 +115,18 @@ class Runtime:
     async def stop(self) -> None:
         self.started = False
         await self.broker.stop()  # waits for in-flight handlers, up to graceful_timeout
+        for release in self._releases:
+            await asyncio.to_thread(release)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.db.close()
         self.tracer_provider.shutdown()  # flushes this process's last spans
         log.info("%s stopped", self.service)
+
+    def on_stop(self, release: Callable[[], object]) -> None:
+        """Call ``release`` (blocking is fine: it runs in a thread) once the consumers stopped."""
+        self._releases.append(release)
 
     def every(self, seconds: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
         """Run ``job`` every ``seconds`` while the service runs (register before start)."""

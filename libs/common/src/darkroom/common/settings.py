@@ -100,6 +100,16 @@ class MetadataSettings(ServiceSettings):
         "Metadata's PostgreSQL.",
     )
     http_port: int = _own("metadata", "http_port", 8001, "Port of /healthz and /readyz.")
+    workers: int = _own("metadata", "workers", 2, "Processes that extract metadata in parallel.")
+    extraction_timeout_seconds: float = _own(
+        "metadata", "extraction_timeout_seconds", 60.0, "Time one file's extraction may take."
+    )
+    max_image_bytes: int = _own(
+        "metadata",
+        "max_image_bytes",
+        256 * 1024 * 1024,
+        "Largest image read into memory; a larger one fails with a reason.",
+    )
 
 
 class DedupSettings(ServiceSettings):

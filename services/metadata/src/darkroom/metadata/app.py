@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from darkroom.common.broker import subscribe
+from darkroom.common.db import Transaction
+from darkroom.common.events import MediaReprocess, MediaUploaded
 from darkroom.common.runtime import Runtime
 from darkroom.common.settings import MetadataSettings
+from darkroom.metadata.handlers import Deps, on_uploaded
+from darkroom.metadata.worker import Extractor
 
 
 def create_runtime(settings: MetadataSettings | None = None) -> Runtime:
-    return Runtime(settings or MetadataSettings())
+    settings = settings or MetadataSettings()
+    runtime = Runtime(settings, migrations=("darkroom.metadata",))
+    extractor = Extractor(settings, runtime.blobs)
+    runtime.on_stop(extractor.close)
+    deps = Deps(extractor, runtime.blobs, settings.bucket_derived)
+    for event in (MediaUploaded, MediaReprocess):  # new uploads, and the low-priority lane
+
+        @subscribe(runtime.broker, event, service=settings.service, db=runtime.db)
+        async def uploaded(event: MediaUploaded, tx: Transaction) -> None:
+            await on_uploaded(event, tx, deps)
+
+    return runtime

@@ -1,0 +1,71 @@
+"""Media uploaded in, a metadata result out: one for every medium, ``ok`` or ``failed``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from minio.error import S3Error
+
+from darkroom.common.blobs import Blobs
+from darkroom.common.db import Transaction, publish
+from darkroom.common.events import GeoPoint, MediaMetadata, MediaUploaded, Outcome
+from darkroom.metadata import store
+from darkroom.metadata.extract import Extracted, Failure
+from darkroom.metadata.worker import Extractor
+
+SOURCE = "darkroom/metadata"
+
+
+@dataclass(frozen=True)
+class Deps:
+    extractor: Extractor
+    blobs: Blobs
+    derived_bucket: str
+
+
+async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None:
+    """Read the medium, store its derived images and its metadata, and say what was found."""
+    try:
+        found = await deps.extractor.extract(event)
+    except S3Error as error:
+        if error.code not in {"NoSuchKey", "NoSuchObject"}:
+            raise
+        found = Failure("missing_original", "The original file is not in storage.")
+    if isinstance(found, Failure):
+        result = MediaMetadata(
+            media=event.media, outcome=Outcome.FAILED, reason_code=found.code, reason=found.message
+        )
+    else:
+        result = await _ok(event, found, deps)
+    await store.save(tx, result)
+    await publish(tx, result, source=SOURCE)
+
+
+async def _ok(event: MediaUploaded, found: Extracted, deps: Deps) -> MediaMetadata:
+    thumbnail_key = preview_key = None
+    prefix = f"{event.media.project_id}/{event.media.media_id}"
+    if found.thumbnail is not None and found.preview is not None:
+        thumbnail_key, preview_key = f"{prefix}/thumbnail.webp", f"{prefix}/preview.webp"
+        await deps.blobs.put_bytes(deps.derived_bucket, thumbnail_key, found.thumbnail)
+        await deps.blobs.put_bytes(deps.derived_bucket, preview_key, found.preview)
+    gps = found.gps
+    place = found.place
+    return MediaMetadata(
+        media=event.media,
+        outcome=Outcome.OK,
+        captured_at=found.captured_at,
+        offset_source=found.offset_source,
+        make=found.make,
+        model=found.model,
+        lens=found.lens,
+        orientation=found.orientation,
+        width=found.width,
+        height=found.height,
+        gps=GeoPoint(latitude=gps[0], longitude=gps[1], altitude=gps[2]) if gps else None,
+        country_code=place.country_code if place else None,
+        country=place.country if place else None,
+        region=place.region if place else None,
+        duration_seconds=found.duration_seconds,
+        thumbnail_key=thumbnail_key,
+        preview_key=preview_key,
+    )

@@ -1,0 +1,173 @@
+"""The metadata service on the real stack: an upload event in, a metadata result out."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from darkroom.common.events import (
+    MediaMetadata,
+    MediaRef,
+    MediaUploaded,
+    cloudevent_headers,
+    dlq_topic,
+)
+from darkroom.common.runtime import Runtime
+from darkroom.common.settings import CommonSettings, MetadataSettings
+from darkroom.metadata.app import create_runtime
+
+from .backbone import eventually, read_topic
+from .conftest import create_topics
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+CARDIFF = CORPUS / "cameras" / "jpg" / "Apple iPhone 6 plus.jpg"
+BROKEN = sorted((CORPUS / "broken" / "jpg" / "ImageTestSuite").iterdir())[:5]
+
+
+async def start_group_at_end(settings: CommonSettings, group: str, topic: str) -> None:
+    """A new consumer group that begins after what the topic already holds (other tests')."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []
+            ]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit(dict(ends.items()))
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture
+async def metadata(
+    settings: CommonSettings, new_database: Callable[[], Awaitable[str]], unique: str
+) -> AsyncIterator[Runtime]:
+    """The metadata service in this process, in a consumer group of its own."""
+    name = f"metadata-test-{unique}"
+    probe = type(
+        "ProbeMetadataSettings",
+        (MetadataSettings,),
+        {"service": name, "__annotations__": {"service": ClassVar[str]}},
+    )
+    await create_topics(settings, dlq_topic(name))
+    await start_group_at_end(settings, name, MediaUploaded.topic)
+    runtime = create_runtime(
+        probe(
+            **settings.model_dump(),
+            database_url=await new_database(),
+            http_port=0,
+            workers=1,
+            extraction_timeout_seconds=30,
+        )
+    )
+    await runtime.start()
+    yield runtime
+    await runtime.stop()
+
+
+async def upload(
+    runtime: Runtime, data: bytes | None, *, content_type: str = "image/jpeg"
+) -> MediaRef:
+    """Store an original (unless ``data`` is None) and announce it, as the gateway does."""
+    ref = MediaRef(
+        media_id=uuid.uuid4(),
+        project_id=uuid.uuid4(),
+        session_id=uuid.uuid4(),
+        object_key="",
+        relative_path="Survey/Cardiff/photo.jpg",
+        ai_tagging=False,
+        classification="UNCLASSIFIED",
+    )
+    ref = ref.model_copy(update={"object_key": f"{ref.project_id}/{ref.media_id}/original"})
+    if data is not None:
+        await runtime.blobs.put_bytes("originals", ref.object_key, data)
+    event = MediaUploaded(
+        media=ref,
+        sha256="0" * 64,
+        size=len(data or b""),
+        content_type=content_type,
+        session_capture_date=date(2024, 5, 17),
+        project_timezone="Europe/Paris",
+        source="drone",
+        view_name="Castle",
+        uploaded_at=datetime.now(UTC),
+    )
+    await runtime.broker.publish(
+        event.model_dump_json().encode(),
+        MediaUploaded.topic,
+        key=event.key().encode(),
+        headers=cloudevent_headers(event, source="darkroom/test"),
+    )
+    return ref
+
+
+async def result_for(settings: CommonSettings, media_id: uuid.UUID) -> list[dict[str, Any]]:
+    async def found() -> list[dict[str, Any]] | None:
+        records = await read_topic(settings, MediaMetadata.topic, 1, everything=True)
+        mine = [json.loads(r.value) for r in records if r.key == str(media_id).encode()]
+        return mine or None
+
+    return list(await eventually(found, timeout=60))
+
+
+async def test_a_photo_gets_its_time_place_camera_and_thumbnails(
+    metadata: Runtime, settings: CommonSettings
+) -> None:
+    ref = await upload(metadata, CARDIFF.read_bytes())
+    [result] = await result_for(settings, ref.media_id)
+    assert result["outcome"] == "ok", result
+    # No offset in the file: the zone at its GPS position (Cardiff, after BST ended) gives it.
+    captured = datetime.fromisoformat(result["captured_at"])
+    assert captured == datetime(2014, 10, 31, 13, 32, 37, 539000, tzinfo=UTC)  # SubSecTime too
+    assert captured.utcoffset() == timedelta(0)
+    assert result["offset_source"] == "gps_timezone"
+    assert (result["make"], result["model"]) == ("Apple", "iPhone 6 Plus")
+    assert result["gps"]["latitude"] == pytest.approx(51.482995, abs=1e-5)
+    assert result["gps"]["longitude"] == pytest.approx(-3.185337, abs=1e-5)
+    assert result["country_code"] == "GB"
+    thumbnail = await metadata.blobs.get("derived", result["thumbnail_key"])
+    assert thumbnail[:4] == b"RIFF" and thumbnail[8:12] == b"WEBP"
+    stored = await metadata.db.pool.fetchrow(
+        "SELECT country_code, offset_source FROM media_metadata WHERE media_id = $1", ref.media_id
+    )
+    assert dict(stored) == {"country_code": "GB", "offset_source": "gps_timezone"}
+
+
+async def test_broken_files_fail_alone_and_the_consumer_goes_on(
+    metadata: Runtime, settings: CommonSettings
+) -> None:
+    broken = [await upload(metadata, path.read_bytes()) for path in BROKEN]
+    good = await upload(metadata, CARDIFF.read_bytes())
+    [after] = await result_for(settings, good.media_id)
+    assert after["outcome"] == "ok"
+    for ref in broken:
+        [result] = await result_for(settings, ref.media_id)
+        if result["outcome"] == "failed":
+            assert result["reason_code"] and result["reason"].endswith(".")
+    assert metadata.policy.halted is None
+
+
+async def test_a_missing_original_is_a_failed_result_not_a_dead_letter(
+    metadata: Runtime, settings: CommonSettings
+) -> None:
+    ref = await upload(metadata, None)  # announced, never stored
+    [result] = await result_for(settings, ref.media_id)
+    assert (result["outcome"], result["reason_code"]) == ("failed", "missing_original")
+    empty = await upload(metadata, b"")
+    [result] = await result_for(settings, empty.media_id)
+    assert (result["outcome"], result["reason_code"]) == ("failed", "unsupported_format")

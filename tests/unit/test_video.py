@@ -1,0 +1,214 @@
+"""Duration, displayed size, creation time and place of videos, read by libmediainfo."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import struct
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from darkroom.metadata.video import UnreadableVideo, VideoFacts, parse_iso6709, read_video
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+CLIP = CORPUS / "faces" / "short_hamilton_clip.mp4"  # 640x360 H.264, 10 s, no date, no place
+
+# (ISO 6709 as stored, latitude, longitude, altitude)
+ISO6709_FORMS = [
+    ("+48.8584+002.2945+035.000/", 48.8584, 2.2945, 35.0),  # iPhone: with altitude
+    ("+35.6586+139.7454/", 35.6586, 139.7454, None),  # Android MediaMuxer: no altitude
+    ("-33.8568+151.2153-012.500/", -33.8568, 151.2153, -12.5),  # south, east, below the sea
+    ("+40.7128-074.0060+010.123/", 40.7128, -74.0060, 10.123),  # west
+    ("-00.3713+036.0564/", -0.3713, 36.0564, None),  # just south of the equator
+    ("+4852.504+00217.670/", 48.87506667, 2.2945, None),  # degrees and minutes
+    ("+485230.5+0021740.2/", 48.87513889, 2.2945, None),  # degrees, minutes and seconds
+    ("+27.5916+086.5640+8850CRSWGS_84/", 27.5916, 86.5640, 8850.0),  # ISO 6709's own example
+    ("+48.8584+002.2945", 48.8584, 2.2945, None),  # without the closing slash
+    (" +48.8584+002.2945/\n", 48.8584, 2.2945, None),  # padded
+]
+
+GARBAGE = [
+    "",
+    "garbage",
+    "48.8584, 2.2945",  # a decimal pair, not ISO 6709
+    "+48.8584/",  # no longitude
+    "+48.8584+2.2945/",  # a longitude needs three degree digits
+    "+91.0000+002.0000/",  # no such latitude
+    "+48.8584+181.0000/",  # no such longitude
+    "+4860.00+00217.67/",  # sixty minutes
+    "+485260.0+0021740.0/",  # sixty seconds
+    "+48.8584+002.2945+035.000/trailing",
+    "++48.8584+002.2945/",
+]
+
+
+@pytest.mark.parametrize(("text", "lat", "lon", "alt"), ISO6709_FORMS)
+def test_iso6709_positions_are_read(text: str, lat: float, lon: float, alt: float | None) -> None:
+    assert parse_iso6709(text) == pytest.approx((lat, lon, alt))
+
+
+@pytest.mark.parametrize("text", GARBAGE)
+def test_anything_else_is_no_position(text: str) -> None:
+    assert parse_iso6709(text) is None
+
+
+def _clip_duration_per_exiftool() -> float:
+    with (CORPUS / "exiftool-truth.csv").open(newline="", encoding="utf-8") as table:
+        row = next(r for r in csv.DictReader(table) if r["path"] == "faces/short_hamilton_clip.mp4")
+    return float(row["duration_s"])
+
+
+def test_the_corpus_clip_has_exiftools_duration_and_size() -> None:
+    facts = read_video(CLIP)
+    assert facts.duration_seconds == pytest.approx(_clip_duration_per_exiftool(), abs=0.001)
+    assert (facts.width, facts.height, facts.rotation) == (640, 360, 0)
+    # ExifTool shows its creation date as 0000:00:00 00:00:00: none was written
+    assert facts.created is None and facts.created_offset is None
+    assert facts.gps is None
+
+
+def test_a_path_an_open_file_and_bytes_give_the_same_facts() -> None:
+    with CLIP.open("rb") as file:
+        from_file = read_video(file)
+    assert read_video(str(CLIP)) == read_video(CLIP.read_bytes()) == from_file
+
+
+# The clip with what phones add, written into a copy: boxes appended to its moov, which is the
+# last box of the file, so no sample offset moves.
+
+
+def _box(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(body)) + kind + body
+
+
+def _find(data: bytes | bytearray, path: list[bytes], start: int = 0, end: int = 0) -> int:
+    """The offset of the box at a path such as [b"moov", b"mvhd"]."""
+    position, end = start, end or len(data)
+    while position + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[position : position + 8])
+        if kind == path[0]:
+            return (
+                position if len(path) == 1 else _find(data, path[1:], position + 8, position + size)
+            )
+        position += size
+    raise KeyError(path[0])
+
+
+def _size(data: bytearray, offset: int) -> int:
+    size: int = struct.unpack(">I", data[offset : offset + 4])[0]
+    return size
+
+
+def _phone_clip(
+    *,
+    created: datetime | None = None,
+    rotation: int | None = None,
+    xyz: str | None = None,
+    apple_keys: dict[str, str] | None = None,
+) -> bytes:
+    data = bytearray(CLIP.read_bytes())
+    moov = _find(data, [b"moov"])
+    assert moov + _size(data, moov) == len(data)
+    if created is not None:  # mvhd: seconds since 1904 for creation and modification
+        seconds = int((created - datetime(1904, 1, 1, tzinfo=UTC)).total_seconds())
+        struct.pack_into(">II", data, _find(data, [b"moov", b"mvhd"]) + 12, seconds, seconds)
+    if rotation is not None:  # the video track's display matrix, first two rows
+        one, minus_one = 0x10000, 0xFFFF0000
+        a, b, c, d = {90: (0, one, minus_one, 0), 180: (minus_one, 0, 0, minus_one)}[rotation]
+        tkhd = _find(data, [b"moov", b"trak", b"tkhd"])
+        struct.pack_into(">6I", data, tkhd + 48, a, b, 0, c, d, 0)
+    added = b""
+    if xyz is not None:  # ©xyz inside moov/udta, itself the last box of moov
+        text = xyz.encode()
+        atom = _box(b"\xa9xyz", struct.pack(">HH", len(text), 0x15C7) + text)
+        udta = _find(data, [b"moov", b"udta"])
+        assert udta + _size(data, udta) == len(data)
+        struct.pack_into(">I", data, udta, _size(data, udta) + len(atom))
+        added += atom
+    if apple_keys:  # moov/meta with mdta keys, as an iPhone writes them
+        keys = b"".join(_box(b"mdta", key.encode()) for key in apple_keys)
+        items = b"".join(
+            _box(struct.pack(">I", index), _box(b"data", struct.pack(">II", 1, 0) + value.encode()))
+            for index, value in enumerate(apple_keys.values(), start=1)
+        )
+        added += _box(
+            b"meta",
+            _box(b"hdlr", bytes(8) + b"mdta" + bytes(13))
+            + _box(b"keys", struct.pack(">II", 0, len(apple_keys)) + keys)
+            + _box(b"ilst", items),
+        )
+    struct.pack_into(">I", data, moov, _size(data, moov) + len(added))
+    return bytes(data + added)
+
+
+def test_an_android_clip_has_its_place_utc_creation_and_portrait_size() -> None:
+    facts = read_video(
+        _phone_clip(
+            created=datetime(2023, 6, 1, 12, 0, 5, tzinfo=UTC),
+            rotation=90,
+            xyz="+48.8584+002.2945+035.000/",
+        )
+    )
+    assert facts == VideoFacts(
+        duration_seconds=10.008,
+        width=360,  # the phone was held upright: shown 360 wide, 640 high
+        height=640,
+        created=datetime(2023, 6, 1, 12, 0, 5, tzinfo=UTC),
+        gps=(48.8584, 2.2945, 35.0),
+        rotation=90,
+        created_offset=None,
+    )
+
+
+def test_an_iphone_clip_keeps_the_offset_of_its_creation_date() -> None:
+    facts = read_video(
+        _phone_clip(
+            created=datetime(2023, 6, 1, 12, 0, 30, tzinfo=UTC),  # written when recording ended
+            apple_keys={
+                "com.apple.quicktime.location.ISO6709": "+35.6586+139.7454+045.123/",
+                "com.apple.quicktime.make": "Apple",
+                "com.apple.quicktime.creationdate": "2023-06-01T21:00:00+0900",
+            },
+        )
+    )
+    assert facts.created == datetime(2023, 6, 1, 12, 0, 0, tzinfo=UTC)  # when it started
+    assert facts.created_offset == timedelta(hours=9)
+    assert facts.gps == (35.6586, 139.7454, 45.123)
+
+
+def test_an_upside_down_clip_keeps_its_size() -> None:
+    facts = read_video(_phone_clip(rotation=180))
+    assert (facts.width, facts.height, facts.rotation) == (640, 360, 180)
+
+
+@pytest.mark.parametrize("xyz", ["+00.0000+000.0000/", "+00.0000+000.0000+000.000/", "junk"])
+def test_a_location_of_zero_zero_or_junk_is_no_place(xyz: str) -> None:
+    assert read_video(_phone_clip(xyz=xyz)).gps is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        os.urandom(64 * 1024),
+        b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(1000),  # a header, no movie
+        (CORPUS / "faces" / "obama.jpg").read_bytes(),  # a photo is no video
+    ],
+    ids=["empty", "random", "mp4-header-only", "jpeg"],
+)
+def test_a_file_with_no_video_track_is_refused_with_a_reason(data: bytes) -> None:
+    with pytest.raises(UnreadableVideo) as raised:
+        read_video(io.BytesIO(data))
+    assert raised.value.code == "no_video_track"
+    assert isinstance(raised.value, ValueError) and raised.value.message
+
+
+def test_a_clip_cut_off_before_its_index_is_refused() -> None:
+    # This file keeps its index (moov) after the samples, as cameras write it: an upload cut
+    # off halfway holds frames no reader can find.
+    with pytest.raises(UnreadableVideo) as raised:
+        read_video(CLIP.read_bytes()[:300_000])
+    assert raised.value.code == "no_video_track"
