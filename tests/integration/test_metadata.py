@@ -171,3 +171,19 @@ async def test_a_missing_original_is_a_failed_result_not_a_dead_letter(
     empty = await upload(metadata, b"")
     [result] = await result_for(settings, empty.media_id)
     assert (result["outcome"], result["reason_code"]) == ("failed", "unsupported_format")
+
+
+async def test_a_video_gets_its_duration_size_and_a_poster_thumbnail(
+    metadata: Runtime, settings: CommonSettings
+) -> None:
+    clip = CORPUS / "faces" / "short_hamilton_clip.mp4"
+    ref = await upload(metadata, clip.read_bytes(), content_type="video/mp4")
+    [result] = await result_for(settings, ref.media_id)
+    assert result["outcome"] == "ok", result
+    assert result["duration_seconds"] == pytest.approx(10.008, abs=0.05)
+    assert (result["width"], result["height"]) == (640, 360)
+    # No date in the file: the session's capture date, in the project's zone.
+    assert result["offset_source"] == "session_date"
+    assert result["captured_at"].startswith("2024-05-17T00:00:00")
+    poster = await metadata.blobs.get("derived", result["thumbnail_key"])
+    assert poster[8:12] == b"WEBP"

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from darkroom.metadata.video import UnreadableVideo, VideoFacts, parse_iso6709, read_video
+from darkroom.metadata.video import (
+    UnreadableVideo,
+    VideoFacts,
+    parse_iso6709,
+    poster_frame,
+    read_video,
+)
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 CLIP = CORPUS / "faces" / "short_hamilton_clip.mp4"  # 640x360 H.264, 10 s, no date, no place
@@ -212,3 +218,20 @@ def test_a_clip_cut_off_before_its_index_is_refused() -> None:
     with pytest.raises(UnreadableVideo) as raised:
         read_video(CLIP.read_bytes()[:300_000])
     assert raised.value.code == "no_video_track"
+
+
+def test_a_poster_frame_is_a_picture_of_the_video() -> None:
+    from PIL import Image
+
+    frame = poster_frame(str(CLIP), 10.0)
+    with Image.open(io.BytesIO(frame)) as picture:
+        assert picture.format == "PNG" and picture.size == (640, 360)
+        _darkest, brightest = picture.convert("L").getextrema()
+        assert int(brightest) > 16  # not the black first frame
+
+
+def test_a_file_with_no_frame_has_no_poster(tmp_path: Path) -> None:
+    garbage = tmp_path / "clip.mp4"
+    garbage.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096))
+    with pytest.raises(UnreadableVideo, match="No frame"):
+        poster_frame(str(garbage), None)

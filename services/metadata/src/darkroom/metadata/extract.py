@@ -16,7 +16,7 @@ from darkroom.metadata.capture import capture_time
 from darkroom.metadata.derived import UnreadableImage, derived_images
 from darkroom.metadata.exif import UnreadableMedia, read_image
 from darkroom.metadata.place import Place, place_at, zone_at
-from darkroom.metadata.video import UnreadableVideo, read_video
+from darkroom.metadata.video import UnreadableVideo, poster_frame, read_video
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,10 @@ def extract_image(data: bytes, hints: Hints) -> Extracted | Failure:
 def extract_video(path: str, hints: Hints) -> Extracted | Failure:
     try:
         facts = read_video(path)
-    except UnreadableVideo as error:
+        thumbnail, preview = derived_images(
+            poster_frame(path, facts.duration_seconds), orientation=1
+        )
+    except (UnreadableVideo, UnreadableImage) as error:
         return Failure(error.code, error.message)
     gps = facts.gps
     if facts.created is not None:
@@ -107,4 +110,6 @@ def extract_video(path: str, hints: Hints) -> Extracted | Failure:
         gps=gps,
         place=place_at(gps[0], gps[1]) if gps else None,
         duration_seconds=facts.duration_seconds,
+        thumbnail=thumbnail,
+        preview=preview,
     )
