@@ -1,12 +1,16 @@
 """Upload throughput through the ingest gateway against a direct put to the same S3 server.
 
     uv run python -m bench.ingest_throughput [--rounds 5] [--files 100] [--mib 4] [--at-once 8]
+        [--tus-rounds 2] [--tus-gib 1] [--load-tus-gib 2] [--skip-batch] [--skip-tus]
+        [--skip-load]
 
-The gateway runs as its own process (``python -m darkroom.ingest``) over a database made for
-the run and dropped after it; its platform key comes from ``python -m darkroom.ingest.admin``.
-Each round sends one batch of ``--files`` JPEGs of ``--mib`` MiB (a real corpus photo with EXIF,
-padded to size, each file ending with a trailer of its own) three ways, in an order that
-rotates from round to round:
+The gateway runs as its own process (``python -m darkroom.ingest``, with ``MALLOC_ARENA_MAX=2``
+as deployed) over a database made for the run and dropped after it; its platform key comes from
+``python -m darkroom.ingest.admin``. The run has three parts.
+
+**Batch.** Each round sends one batch of ``--files`` JPEGs of ``--mib`` MiB (a real corpus
+photo with EXIF, padded to size, each file ending with a trailer of its own) to a ``capture``
+project three ways, in an order that rotates from round to round:
 
 - gateway: registered as one batch (POST …/files), then PUT …/content, ``--at-once`` at a time;
 - stream:  the same bytes through ``Blobs.put_stream`` in this process, in 64 KiB chunks: the
@@ -14,8 +18,21 @@ rotates from round to round:
 - direct:  the same bytes with the minio SDK's ``put_object``, ``--at-once`` threads.
 
 It prints each round, the median of gateway/direct (the issue's target: at least 0.8), and the
-gateway's peak RSS, sampled every 10 ms while each batch runs. ``--profile FILE`` runs the
-gateway under cProfile (its event-loop thread only) and prints the profile when it stops.
+gateway's peak RSS, sampled every 10 ms while each batch runs.
+
+**Tus.** Each of ``--tus-rounds`` rounds sends one file of ``--tus-gib`` GiB (an MP4 head, then
+filler made as it is sent: see ``bench.tus_load``) two ways, alternating which goes first:
+
+- tus:    added to a ``library`` session, ``POST /v1/tus``, then one ``PATCH`` streaming the
+          whole file (``--tus-chunk-mib N``: PATCHes of N MiB instead);
+- direct: the same bytes with ``put_object``, length known, the SDK's part size (5 MiB) and
+          ``--direct-parallel`` parts in flight (3, the SDK's default).
+
+**Load.** A ``--load-tus-gib`` GiB tus upload and one batch through the gateway at once, both
+started together; the gateway's peak RSS meanwhile is the issue's memory target (under 150 MB).
+
+``--profile FILE`` runs the gateway under cProfile (its event-loop thread only) and prints the
+profile when it stops.
 """
 
 from __future__ import annotations
@@ -27,6 +44,7 @@ import json
 import os
 import pstats
 import random
+import resource
 import signal
 import socket
 import statistics
@@ -52,12 +70,21 @@ from darkroom.common.blobs import Blobs
 from darkroom.common.settings import LOCAL_DATABASE, CommonSettings
 from darkroom.ingest.content import HEAD_BYTES, has_exif
 
+from . import tus_stages
+from .tus_load import BigFile, TusTiming, tus_upload
+from .tus_load import put_direct as put_big_direct
+
 MiB = 1024 * 1024
 CHUNK = 64 * 1024
 PHOTO = Path(__file__).resolve().parents[2] / "shared/corpus/exif-samples/jpg/Canon_40D.jpg"
 TRAILER = "{round:04d}-{number:06d}"
 WAYS = ("gateway", "stream", "direct")
 """The ways the batch is sent to S3, each timed alone."""
+TUS_WAYS = ("tus", "direct")
+"""The ways one large file is sent to S3, each timed alone."""
+GiB = 1024 * MiB
+SERVICE_ENV = {"MALLOC_ARENA_MAX": "2"}
+"""As deploy/local/supervise.py and the Dockerfiles run the services (the caller's wins)."""
 
 Load = Callable[[], Awaitable[object]]
 """One upload workload sent to the gateway: the batch here; a tus upload is another one."""
@@ -96,6 +123,24 @@ class Round:
     peak_rss: int = 0
 
 
+@dataclass
+class TusRound:
+    size: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)
+    timing: TusTiming = field(default_factory=TusTiming)
+    peak_rss: int = 0
+
+
+@dataclass
+class LoadResult:
+    """A tus upload and a batch at once: the gateway's peak RSS and each load's seconds."""
+
+    tus_size: int
+    peak_rss: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
 # --- the gateway, as its own process -------------------------------------------------------
 
 
@@ -121,18 +166,29 @@ async def fresh_database() -> AsyncIterator[str]:
 
 
 @contextmanager
-def gateway_process(database_url: str, log: Path, profile: Path | None) -> Iterator[Gateway]:
-    """``python -m darkroom.ingest`` on a free port; stopped with SIGINT, as Ctrl-C would."""
+def gateway_process(
+    database_url: str, log: Path, profile: Path | None, stages: Path | None = None
+) -> Iterator[Gateway]:
+    """``python -m darkroom.ingest`` on a free port; stopped with SIGINT, as Ctrl-C would.
+
+    With ``stages``, the gateway runs as ``python -m bench.tus_stages`` and writes there the
+    time each tus PATCH spent in each stage.
+    """
     port = _free_port()
-    env = os.environ | {
+    env = {
+        **SERVICE_ENV,
+        **os.environ,
         "DARKROOM_INGEST_DATABASE_URL": database_url,
         "DARKROOM_INGEST_HTTP_PORT": str(port),
     }
+    if stages:
+        env[tus_stages.OUT_VARIABLE] = str(stages)
     admin = [sys.executable, "-m", "darkroom.ingest.admin", "platform-key", "--label", "bench"]
     made = subprocess.run(admin, env=env, check=True, capture_output=True)
     key = json.loads(made.stdout)["key"]
     profiled = ["-m", "cProfile", "-o", str(profile)] if profile else []
-    command = [sys.executable, *profiled, "-m", "darkroom.ingest"]
+    module = "bench.tus_stages" if stages else "darkroom.ingest"
+    command = [sys.executable, *profiled, "-m", module]
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -193,10 +249,17 @@ class PeakRss:
 
 @contextmanager
 def cpu_seconds(processes: dict[str, psutil.Process], into: dict[str, float]) -> Iterator[None]:
-    """CPU time (user + system) each process spends inside the block."""
+    """CPU time (user + system) each process spends inside the block.
+
+    ``other`` is the rest of the machine's busy CPU meanwhile (the kernel's writeback, the
+    database, anything else running): more than a little of it means the figures were shared.
+    """
 
     def now() -> dict[str, float]:
-        return {name: sum(p.cpu_times()[:2]) for name, p in processes.items()}
+        spent = {name: sum(p.cpu_times()[:2]) for name, p in processes.items()}
+        machine = psutil.cpu_times()
+        busy = machine.user + machine.nice + machine.system + machine.irq + machine.softirq
+        return spent | {"other": busy - sum(spent.values())}
 
     before = now()
     yield
@@ -225,11 +288,13 @@ async def under_load(gateway: Gateway, *loads: Load) -> int:
 # --- the three ways to S3 ------------------------------------------------------------------
 
 
-async def new_project(http: httpx.AsyncClient, platform_key: str) -> tuple[str, str]:
-    """A capture project (EXIF checked on every file) and an uploader key for it."""
+async def new_project(
+    http: httpx.AsyncClient, platform_key: str, policy: str = "capture"
+) -> tuple[str, str]:
+    """A project (``capture``: EXIF checked on every file) and an uploader key for it."""
     auth = {"Authorization": f"Bearer {platform_key}"}
     made = await http.post(
-        "/v1/projects", json={"name": "bench", "policy": "capture"}, headers=auth
+        "/v1/projects", json={"name": f"bench {policy}", "policy": policy}, headers=auth
     )
     made.raise_for_status()
     project = str(made.json()["id"])
@@ -329,6 +394,8 @@ class Bench:
     gateway: Gateway
     http: httpx.AsyncClient
     project: str
+    tus_http: httpx.AsyncClient
+    library: str
     blobs: Blobs
     s3: Minio
     bucket: str
@@ -357,24 +424,99 @@ class Bench:
         turn = number % len(ways)
         try:
             for way in ways[turn:] + ways[:turn]:
+                await settle()
                 with cpu_seconds(self.processes, result.cpu.setdefault(way.__name__, {})):
                     await way()
         finally:
             await asyncio.to_thread(remove, self.s3, self.bucket, keys)
         return result
 
+    async def tus_round(self, number: int, size: int, chunk: int, parallel: int) -> TusRound:
+        """One large file over tus and the same bytes put directly, alternating the order."""
+        result, keys, big = TusRound(size), list[str](), BigFile(size, seed=1000 + number)
+
+        async def tus() -> None:
+            start = time.perf_counter()
+            with PeakRss(self.gateway.process.pid) as rss:
+                key, result.timing = await tus_upload(self.tus_http, self.library, big, chunk=chunk)
+            result.seconds["tus"] = time.perf_counter() - start
+            result.peak_rss = rss.peak
+            keys.append(key)
+
+        async def direct() -> None:
+            key = f"bench/direct/{uuid.uuid4()}"
+            keys.append(key)
+            start = time.perf_counter()
+            await asyncio.to_thread(
+                put_big_direct, self.s3, self.bucket, key, big, parallel=parallel
+            )
+            result.seconds["direct"] = time.perf_counter() - start
+
+        ways = [tus, direct]
+        assert tuple(way.__name__ for way in ways) == TUS_WAYS
+        try:
+            for way in ways if number % 2 == 0 else ways[::-1]:
+                await settle()
+                with cpu_seconds(self.processes, result.cpu.setdefault(way.__name__, {})):
+                    await way()
+        finally:
+            await asyncio.to_thread(remove, self.s3, self.bucket, keys)
+        return result
+
+    async def load(self, size: int, chunk: int) -> LoadResult:
+        """A ``size`` tus upload and one batch through the gateway, started together."""
+        result, keys, scratch = LoadResult(size), list[str](), Round()
+
+        async def timed(name: str, load: Load) -> None:
+            start = time.perf_counter()
+            await load()
+            result.seconds[name] = time.perf_counter() - start
+
+        async def tus() -> None:
+            key, _ = await tus_upload(
+                self.tus_http, self.library, BigFile(size, seed=9000), chunk=chunk
+            )
+            keys.append(key)
+
+        def batch() -> Awaitable[None]:
+            return through_gateway(self.http, self.project, self.batch, 9000, scratch, keys)
+
+        await settle()
+        try:
+            result.peak_rss = await under_load(
+                self.gateway, lambda: timed("tus", tus), lambda: timed("batch", batch)
+            )
+        finally:
+            await asyncio.to_thread(remove, self.s3, self.bucket, keys)
+        return result
+
+
+async def settle() -> None:
+    """Write the page cache's dirty pages to disk, so no way pays for the one before it.
+
+    The S3 server here (s3proxy, filesystem backend) writes each object to disk, a multipart
+    one twice (its parts, then the object they are joined into): a 1 GiB file leaves 2 GiB of
+    writeback behind, which otherwise lands on whatever is timed next.
+    """
+    await asyncio.to_thread(os.sync)
+
 
 @asynccontextmanager
-async def started(batch: Batch, profile: Path | None) -> AsyncIterator[Bench]:
-    """A fresh database, the gateway over it, and a capture project with an uploader key."""
+async def started(batch: Batch, profile: Path | None, stages: Path | None) -> AsyncIterator[Bench]:
+    """A fresh database, the gateway over it, a capture and a library project with keys."""
     settings = CommonSettings()
     log = Path(tempfile.gettempdir()) / "darkroom-bench-gateway.log"
     async with fresh_database() as database_url:
-        with gateway_process(database_url, log, profile) as gateway:
+        with gateway_process(database_url, log, profile, stages) as gateway:
             limits = httpx.Limits(max_connections=batch.at_once)
-            async with httpx.AsyncClient(base_url=gateway.url, timeout=300, limits=limits) as http:
+            async with (
+                httpx.AsyncClient(base_url=gateway.url, timeout=300, limits=limits) as http,
+                httpx.AsyncClient(base_url=gateway.url, timeout=300) as tus_http,
+            ):
                 project, key = await new_project(http, gateway.key)
                 http.headers["Authorization"] = f"Bearer {key}"
+                library, library_key = await new_project(tus_http, gateway.key, "library")
+                tus_http.headers["Authorization"] = f"Bearer {library_key}"
                 processes = {
                     "gateway": psutil.Process(gateway.process.pid),
                     "bench": psutil.Process(),
@@ -386,6 +528,8 @@ async def started(batch: Batch, profile: Path | None) -> AsyncIterator[Bench]:
                     gateway,
                     http,
                     project,
+                    tus_http,
+                    library,
                     Blobs(settings),
                     minio_client(settings),
                     settings.bucket_originals,
@@ -393,20 +537,52 @@ async def started(batch: Batch, profile: Path | None) -> AsyncIterator[Bench]:
                 )
 
 
-async def run(args: argparse.Namespace, batch: Batch) -> list[Round]:
-    rounds: list[Round] = []
-    async with started(batch, args.profile) as bench:
+@dataclass
+class Results:
+    rounds: list[Round] = field(default_factory=list)
+    tus_rounds: list[TusRound] = field(default_factory=list)
+    load: LoadResult | None = None
+
+
+async def run(args: argparse.Namespace, batch: Batch) -> Results:
+    results = Results()
+    chunk = args.tus_chunk_mib * MiB
+    stages = Path(tempfile.gettempdir()) / "darkroom-bench-stages.json" if args.stages else None
+    if stages:
+        stages.unlink(missing_ok=True)
+    async with started(batch, args.profile, stages) as bench:
         idle = bench.processes["gateway"].memory_info().rss
         print(f"gateway pid {bench.gateway.process.pid}, idle RSS {idle / MiB:.0f} MiB")
-        print(_header(batch), flush=True)
-        for number in range(-args.warmup, args.rounds):
-            result = await bench.round(number)
-            if number >= 0:
-                rounds.append(result)
-                print(_row(number + 1, batch, result), flush=True)
+        if not args.skip_batch:
+            print(_header(batch), flush=True)
+            for number in range(-args.warmup, args.rounds):
+                result = await bench.round(number)
+                if number >= 0:
+                    results.rounds.append(result)
+                    print(_row(number + 1, batch, result), flush=True)
+        if not args.skip_tus:
+            size = round(args.tus_gib * GiB)
+            print(_tus_header(size, chunk, args.direct_parallel), flush=True)
+            for number in range(args.tus_rounds):
+                tus_round = await bench.tus_round(number, size, chunk, args.direct_parallel)
+                results.tus_rounds.append(tus_round)
+                print(_tus_row(number + 1, tus_round), flush=True)
+        if not args.skip_load:
+            size = round(args.load_tus_gib * GiB)
+            print(
+                f"load: a {size / GiB:g} GiB tus upload and a batch of {batch.files} x "
+                f"{batch.size / MiB:g} MiB at once",
+                flush=True,
+            )
+            results.load = await bench.load(size, chunk)
+            print(_load_row(batch, results.load), flush=True)
+        idle = bench.processes["gateway"].memory_info().rss
+        print(f"gateway RSS after the run {idle / MiB:.0f} MiB")
     if args.profile:
         pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(30)
-    return rounds
+    if stages:
+        print(_stages_table(tus_stages.records(stages)))
+    return results
 
 
 def _mib_per_second(batch: Batch, seconds: float) -> float:
@@ -430,29 +606,101 @@ def _row(number: int, batch: Batch, result: Round) -> str:
     )
 
 
-def summary(batch: Batch, rounds: list[Round]) -> str:
-    ratios = [r.seconds["direct"] / r.seconds["gateway"] for r in rounds]
-    median = {
-        way: statistics.median(_mib_per_second(batch, r.seconds[way]) for r in rounds)
-        for way in WAYS
-    }
+def _tus_header(size: int, chunk: int, parallel: int) -> str:
+    patches = f"PATCHes of {chunk / MiB:g} MiB" if chunk else "one PATCH"
     return (
-        f"median MiB/s: gateway {median['gateway']:.0f}, stream {median['stream']:.0f}, "
-        f"direct {median['direct']:.0f}\n"
-        f"gateway/direct: median {statistics.median(ratios):.2f} "
-        f"(min {min(ratios):.2f}, max {max(ratios):.2f}; target >= 0.80)\n"
-        f"gateway peak RSS during a batch: {max(r.peak_rss for r in rounds) / MiB:.0f} MiB\n"
-        f"CPU seconds per GiB sent, median: {_cpu_per_gib(batch, rounds)}"
+        f"one {size / GiB:g} GiB file: tus ({patches}) vs put_object "
+        f"({parallel} parts in flight); MiB/s\n"
+        "| round | tus | direct | tus/direct | tus: register, create, PATCH | peak RSS |\n"
+        "|---|---|---|---|---|---|"
     )
 
 
-def _cpu_per_gib(batch: Batch, rounds: list[Round]) -> str:
-    gib = batch.total / (1024 * MiB)
+def _tus_row(number: int, result: TusRound) -> str:
+    speed = {way: result.size / MiB / s for way, s in result.seconds.items()}
+    timing = result.timing
+    return (
+        f"| {number} | {speed['tus']:.0f} | {speed['direct']:.0f} "
+        f"| {speed['tus'] / speed['direct']:.2f} "
+        f"| {timing.register * 1000:.0f} ms, {timing.create * 1000:.0f} ms, "
+        f"{timing.patches:.1f} s | {result.peak_rss / MiB:.0f} MiB |"
+    )
+
+
+def _load_row(batch: Batch, result: LoadResult) -> str:
+    tus, batch_seconds = result.seconds["tus"], result.seconds["batch"]
+    return (
+        f"tus {result.tus_size / MiB / tus:.0f} MiB/s ({tus:.1f} s), batch "
+        f"{_mib_per_second(batch, batch_seconds):.0f} MiB/s ({batch_seconds:.1f} s); "
+        f"gateway peak RSS {result.peak_rss / MiB:.0f} MiB ({result.peak_rss / 1e6:.0f} MB)"
+    )
+
+
+def _stages_table(records: list[dict[str, float]]) -> str:
+    """Each tus PATCH's seconds by stage, as ``bench.tus_stages`` timed them in the gateway."""
+    names = ("span", *tus_stages.STAGES)
+    lines = [
+        "tus PATCHes in the gateway, seconds (sdk is part of part_wait):",
+        "| MiB | chunks | parts | " + " | ".join(names) + " |",
+        "|---" * (3 + len(names)) + "|",
+    ]
+    for record in records:
+        lines.append(
+            f"| {record['bytes'] / MiB:.0f} | {record['chunks']:.0f} | {record['parts']:.0f} | "
+            + " | ".join(f"{record[name]:.2f}" for name in names)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def summary(batch: Batch, results: Results) -> str:
+    lines = []
+    if rounds := results.rounds:
+        ratios = [r.seconds["direct"] / r.seconds["gateway"] for r in rounds]
+        median = {
+            way: statistics.median(_mib_per_second(batch, r.seconds[way]) for r in rounds)
+            for way in WAYS
+        }
+        lines += [
+            f"batch median MiB/s: gateway {median['gateway']:.0f}, stream {median['stream']:.0f}, "
+            f"direct {median['direct']:.0f}",
+            f"batch gateway/direct: median {statistics.median(ratios):.2f} "
+            f"(min {min(ratios):.2f}, max {max(ratios):.2f}; target >= 0.80)",
+            f"gateway peak RSS during a batch: {max(r.peak_rss for r in rounds) / MiB:.0f} MiB",
+            "batch CPU seconds per GiB sent, median: "
+            + _cpu_per_gib(WAYS, [(r.cpu, batch.total) for r in rounds]),
+        ]
+    if tus_rounds := results.tus_rounds:
+        ratios = [r.seconds["direct"] / r.seconds["tus"] for r in tus_rounds]
+        median = {
+            way: statistics.median(r.size / MiB / r.seconds[way] for r in tus_rounds)
+            for way in TUS_WAYS
+        }
+        lines += [
+            f"tus median MiB/s: tus {median['tus']:.0f}, direct {median['direct']:.0f}",
+            f"tus/direct: median {statistics.median(ratios):.2f} "
+            f"(min {min(ratios):.2f}, max {max(ratios):.2f}; target >= 0.80)",
+            f"gateway peak RSS during a tus upload: "
+            f"{max(r.peak_rss for r in tus_rounds) / MiB:.0f} MiB",
+            "tus CPU seconds per GiB sent, median: "
+            + _cpu_per_gib(TUS_WAYS, [(r.cpu, r.size) for r in tus_rounds]),
+        ]
+    if (load := results.load) is not None:
+        lines.append(
+            f"gateway peak RSS, {load.tus_size / GiB:g} GiB tus upload and a batch at once: "
+            f"{load.peak_rss / MiB:.0f} MiB = {load.peak_rss / 1e6:.0f} MB (target < 150 MB)"
+        )
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    lines.append(f"bench process peak RSS: {own / MiB:.0f} MiB")
+    return "\n".join(lines)
+
+
+def _cpu_per_gib(ways: tuple[str, ...], runs: list[tuple[dict[str, dict[str, float]], int]]) -> str:
     parts = []
-    for way in WAYS:
+    for way in ways:
         spent = {
-            name: statistics.median(r.cpu[way][name] / gib for r in rounds)
-            for name in rounds[0].cpu[way]
+            name: statistics.median(cpu[way][name] / (size / GiB) for cpu, size in runs)
+            for name in runs[0][0][way]
         }
         shown = ", ".join(f"{name} {s:.1f}" for name, s in spent.items())
         parts.append(f"{way} ({shown})")
@@ -465,20 +713,39 @@ def parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    root.add_argument("--rounds", type=int, default=5, help="measured rounds")
-    root.add_argument("--warmup", type=int, default=1, help="rounds run first, not counted")
+    root.add_argument("--rounds", type=int, default=5, help="measured batch rounds")
+    root.add_argument("--warmup", type=int, default=1, help="batch rounds run first, not counted")
     root.add_argument("--files", type=int, default=100, help="files in the batch")
     root.add_argument("--mib", type=int, default=4, help="size of each file in MiB")
     root.add_argument("--at-once", type=int, default=8, help="uploads in flight at once")
+    root.add_argument("--tus-rounds", type=int, default=2, help="rounds of the large file")
+    root.add_argument("--tus-gib", type=float, default=1.0, help="size of the large file, GiB")
+    root.add_argument(
+        "--tus-chunk-mib", type=int, default=0, help="PATCH size in MiB (0: one PATCH)"
+    )
+    root.add_argument(
+        "--direct-parallel", type=int, default=3, help="parts in flight of the direct put"
+    )
+    root.add_argument(
+        "--load-tus-gib", type=float, default=2.0, help="tus upload beside the batch, GiB"
+    )
+    root.add_argument("--skip-batch", action="store_true", help="no batch rounds")
+    root.add_argument("--skip-tus", action="store_true", help="no tus vs direct rounds")
+    root.add_argument("--skip-load", action="store_true", help="no tus upload and batch at once")
     root.add_argument("--profile", type=Path, help="run the gateway under cProfile, to this file")
+    root.add_argument(
+        "--stages",
+        action="store_true",
+        help="time each stage of the gateway's tus PATCHes (bench.tus_stages)",
+    )
     return root
 
 
 def main() -> None:
     args = parser().parse_args()
     batch = Batch.of(args.files, args.mib * MiB, args.at_once)
-    rounds = asyncio.run(run(args, batch))
-    print(summary(batch, rounds))
+    results = asyncio.run(run(args, batch))
+    print(summary(batch, results))
 
 
 if __name__ == "__main__":
