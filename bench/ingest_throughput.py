@@ -1,7 +1,7 @@
 """Upload throughput through the ingest gateway against a direct put to the same S3 server.
 
     uv run python -m bench.ingest_throughput [--rounds 5] [--files 100] [--mib 4] [--at-once 8]
-        [--tus-rounds 2] [--tus-gib 1] [--load-tus-gib 2] [--skip-batch] [--skip-tus]
+        [--tus-rounds 4] [--tus-gib 1] [--load-tus-gib 2] [--skip-batch] [--skip-tus]
         [--skip-load]
 
 The gateway runs as its own process (``python -m darkroom.ingest``, with ``MALLOC_ARENA_MAX=2``
@@ -31,14 +31,20 @@ filler made as it is sent: see ``bench.tus_load``) two ways, alternating which g
 **Load.** A ``--load-tus-gib`` GiB tus upload and one batch through the gateway at once, both
 started together; the gateway's peak RSS meanwhile is the issue's memory target (under 150 MB).
 
-``--profile FILE`` runs the gateway under cProfile (its event-loop thread only) and prints the
-profile when it stops.
+Before each timed way the page cache is written out (``sync``), so none pays for the disk
+writes of the one before. The CPU seconds per GiB of each way are counted for the gateway (and
+its event loop's thread alone), this process, s3proxy, PostgreSQL and the rest of the machine.
+
+``--stages`` runs the gateway as ``python -m bench.tus_stages``, which times each stage of its
+tus PATCHes; ``--profile FILE`` runs it under cProfile (its event-loop thread only). Either
+prints its findings when the gateway stops.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -71,7 +77,7 @@ from darkroom.common.settings import LOCAL_DATABASE, CommonSettings
 from darkroom.ingest.content import HEAD_BYTES, has_exif
 
 from . import tus_stages
-from .tus_load import BigFile, TusTiming, tus_upload
+from .tus_load import BigFile, TimedMinio, TusTiming, tus_upload
 from .tus_load import put_direct as put_big_direct
 
 MiB = 1024 * 1024
@@ -129,6 +135,8 @@ class TusRound:
     seconds: dict[str, float] = field(default_factory=dict)
     cpu: dict[str, dict[str, float]] = field(default_factory=dict)
     timing: TusTiming = field(default_factory=TusTiming)
+    direct_join: float = 0.0
+    """Seconds the S3 server took to join the direct put's parts (the tus path pays it too)."""
     peak_rss: int = 0
 
 
@@ -251,24 +259,39 @@ class PeakRss:
 def cpu_seconds(processes: dict[str, psutil.Process], into: dict[str, float]) -> Iterator[None]:
     """CPU time (user + system) each process spends inside the block.
 
-    ``other`` is the rest of the machine's busy CPU meanwhile (the kernel's writeback, the
-    database, anything else running): more than a little of it means the figures were shared.
+    ``postgres`` counts the server's processes (its backends included); ``other`` is the rest
+    of the machine's busy CPU meanwhile (Kafka, the kernel's writeback, anything else running):
+    more than a little of it means the figures were shared. ``gateway loop`` is the part of the
+    gateway's that its event loop's thread spent (the rest is the S3 SDK's threads).
     """
 
+    def used(process: psutil.Process) -> float:
+        group = [process, *process.children(recursive=True)] if process.name() == "postgres" else []
+        total = 0.0
+        for member in group or [process]:
+            with contextlib.suppress(psutil.Error):  # a backend that just ended
+                total += sum(member.cpu_times()[:2])
+        return total
+
     def now() -> dict[str, float]:
-        spent = {name: sum(p.cpu_times()[:2]) for name, p in processes.items()}
+        spent = {name: used(p) for name, p in processes.items()}
         machine = psutil.cpu_times()
         busy = machine.user + machine.nice + machine.system + machine.irq + machine.softirq
-        return spent | {"other": busy - sum(spent.values())}
+        loop = {}
+        if "gateway" in processes:
+            gateway = processes["gateway"]
+            main = [t for t in gateway.threads() if t.id == gateway.pid]
+            loop["gateway loop"] = sum(t.user_time + t.system_time for t in main)
+        return spent | loop | {"other": busy - sum(spent.values())}
 
     before = now()
     yield
     into |= {name: spent - before[name] for name, spent in now().items()}
 
 
-def s3_server() -> psutil.Process | None:
-    """The local stack's S3 server (s3proxy), to count its CPU too, if it runs here."""
-    pid_file = Path(__file__).resolve().parents[1] / "var/run/s3proxy.pid"
+def stack_process(name: str) -> psutil.Process | None:
+    """A process of the local stack (``s3proxy``, ``postgres``) to count its CPU, if it runs."""
+    pid_file = Path(__file__).resolve().parents[1] / f"var/run/{name}.pid"
     try:
         return psutil.Process(int(pid_file.read_text()))
     except (OSError, ValueError, psutil.Error):
@@ -369,9 +392,9 @@ def put_direct(
     result.seconds["direct"] = time.perf_counter() - start
 
 
-def minio_client(settings: CommonSettings) -> Minio:
+def minio_client(settings: CommonSettings) -> TimedMinio:
     endpoint = urlsplit(settings.s3_endpoint)
-    return Minio(
+    return TimedMinio(
         endpoint.netloc,
         access_key=settings.s3_access_key,
         secret_key=settings.s3_secret_key.get_secret_value(),
@@ -397,7 +420,7 @@ class Bench:
     tus_http: httpx.AsyncClient
     library: str
     blobs: Blobs
-    s3: Minio
+    s3: TimedMinio
     bucket: str
     processes: dict[str, psutil.Process]
 
@@ -447,7 +470,7 @@ class Bench:
             key = f"bench/direct/{uuid.uuid4()}"
             keys.append(key)
             start = time.perf_counter()
-            await asyncio.to_thread(
+            result.direct_join = await asyncio.to_thread(
                 put_big_direct, self.s3, self.bucket, key, big, parallel=parallel
             )
             result.seconds["direct"] = time.perf_counter() - start
@@ -459,6 +482,8 @@ class Bench:
                 await settle()
                 with cpu_seconds(self.processes, result.cpu.setdefault(way.__name__, {})):
                     await way()
+                await asyncio.to_thread(remove, self.s3, self.bucket, keys)
+                keys.clear()
         finally:
             await asyncio.to_thread(remove, self.s3, self.bucket, keys)
         return result
@@ -521,8 +546,9 @@ async def started(batch: Batch, profile: Path | None, stages: Path | None) -> As
                     "gateway": psutil.Process(gateway.process.pid),
                     "bench": psutil.Process(),
                 }
-                if (server := s3_server()) is not None:
-                    processes["s3"] = server
+                for name, component in (("s3", "s3proxy"), ("postgres", "postgres")):
+                    if (process := stack_process(component)) is not None:
+                        processes[name] = process
                 yield Bench(
                     batch,
                     gateway,
@@ -611,8 +637,9 @@ def _tus_header(size: int, chunk: int, parallel: int) -> str:
     return (
         f"one {size / GiB:g} GiB file: tus ({patches}) vs put_object "
         f"({parallel} parts in flight); MiB/s\n"
-        "| round | tus | direct | tus/direct | tus: register, create, PATCH | peak RSS |\n"
-        "|---|---|---|---|---|---|"
+        "| round | tus | direct | tus/direct | tus: register, create, PATCH "
+        "| direct: S3 joins parts | peak RSS |\n"
+        "|---|---|---|---|---|---|---|"
     )
 
 
@@ -623,7 +650,7 @@ def _tus_row(number: int, result: TusRound) -> str:
         f"| {number} | {speed['tus']:.0f} | {speed['direct']:.0f} "
         f"| {speed['tus'] / speed['direct']:.2f} "
         f"| {timing.register * 1000:.0f} ms, {timing.create * 1000:.0f} ms, "
-        f"{timing.patches:.1f} s | {result.peak_rss / MiB:.0f} MiB |"
+        f"{timing.patches:.1f} s | {result.direct_join:.1f} s | {result.peak_rss / MiB:.0f} MiB |"
     )
 
 
@@ -718,7 +745,7 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--files", type=int, default=100, help="files in the batch")
     root.add_argument("--mib", type=int, default=4, help="size of each file in MiB")
     root.add_argument("--at-once", type=int, default=8, help="uploads in flight at once")
-    root.add_argument("--tus-rounds", type=int, default=2, help="rounds of the large file")
+    root.add_argument("--tus-rounds", type=int, default=4, help="rounds of the large file")
     root.add_argument("--tus-gib", type=float, default=1.0, help="size of the large file, GiB")
     root.add_argument(
         "--tus-chunk-mib", type=int, default=0, help="PATCH size in MiB (0: one PATCH)"
