@@ -29,12 +29,12 @@ def big_jpeg(size: int, variant: int = 1) -> bytes:
 
 
 async def registered(
-    gateway: Gateway, data: bytes, path: str = "big/clip.jpg"
+    gateway: Gateway, data: bytes, path: str = "big/clip.jpg", **declared: str
 ) -> tuple[Project, str, str]:
     project = await new_project(gateway)
     async with gateway.client(project.uploader) as client:
         session = await new_session(client, project)
-        batch = await add(client, session, {"path": path, "size": len(data)})
+        batch = await add(client, session, {"path": path, "size": len(data), **declared})
     return project, session, batch["files"][0]["id"]
 
 
@@ -238,3 +238,15 @@ async def test_the_server_says_what_it_supports(gateway: Gateway) -> None:
         "termination",
     }
     assert "sha1" in answer.headers["Tus-Checksum-Algorithm"].split(",")
+
+
+async def test_bytes_unlike_the_declared_sha256_fail_the_file(gateway: Gateway) -> None:
+    data = big_jpeg(6 * MB, variant=7)
+    project, session, file_id = await registered(gateway, data, sha256=sha(b"something else"))
+    async with gateway.client(project.uploader) as client:
+        url = await create(client, session, file_id, len(data))
+        assert error(await patch(client, url, 0, data), 422) == "checksum_mismatch"
+        state = await file_state(client, session, file_id)
+    assert (state["status"], state["code"]) == ("failed", "checksum_mismatch")
+    key = f"{project.id}/{file_id}/original"
+    assert await gateway.runtime.blobs.stat("originals", key) is None

@@ -539,9 +539,6 @@ async def _receive(
             "incomplete",
             f"{stored.size:,} of the declared {size:,} bytes arrived; upload the file again.",
         )
-    if row["declared_sha256"] and row["declared_sha256"] != stored.sha256:
-        await runtime.blobs.remove(runtime.settings.bucket_originals, key)
-        raise Refused("checksum_mismatch", "The bytes received do not match the declared SHA-256.")
     return await complete_upload(
         runtime, session, row, size=stored.size, sha256=stored.sha256, family=found[0]
     )
@@ -556,9 +553,18 @@ async def complete_upload(
     sha256: str,
     family: Family,
 ) -> schemas.File:
-    """Mark a stored file uploaded, or skip it as a duplicate of a copy already in the session."""
+    """Mark a stored file uploaded, or skip it as a duplicate of a copy already in the session.
+
+    The one end of every upload, plain or resumable: bytes that do not match the SHA-256 the
+    file was added with are removed and the file fails.
+    """
     file_id = row["id"]
     key = object_key(session["project_id"], file_id)
+    if row["declared_sha256"] and row["declared_sha256"] != sha256:
+        await runtime.blobs.remove(runtime.settings.bucket_originals, key)
+        reason = "The bytes received do not match the declared SHA-256."
+        await store.fail(runtime.db.pool, file_id, "checksum_mismatch", reason)
+        raise Refused("checksum_mismatch", reason)
     kind = content_type(family, extension(row["relative_path"]))
     try:
         async with runtime.db.transaction() as tx:

@@ -400,15 +400,14 @@ class _Append:
     async def complete(self) -> None:
         runtime, upload = self.runtime, self.upload
         sha256 = self.sha256 or await runtime.blobs.sha256(self.bucket, self.key)
-        row = self.file_row
-        if row["declared_sha256"] and row["declared_sha256"] != sha256:
-            await runtime.blobs.remove(self.bucket, self.key)
-            reason = "The bytes received do not match the declared SHA-256."
-            await store.fail(runtime.db.pool, upload["file_id"], "checksum_mismatch", reason)
-            raise Refused("checksum_mismatch", reason)
         assert self.family is not None
         await complete_upload(
-            runtime, self.session, row, size=upload["length"], sha256=sha256, family=self.family
+            runtime,
+            self.session,
+            self.file_row,
+            size=upload["length"],
+            sha256=sha256,
+            family=self.family,
         )
 
 
