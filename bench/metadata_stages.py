@@ -25,9 +25,6 @@ Of one message, in the order the handler meets them:
 Between two messages of one consumer, ``gap`` is what happened outside the transaction: Kafka's
 fetch, FastStream's decoding and validation, the middlewares, the offset commit.
 
-``DARKROOM_BENCH_METADATA_CONSUMERS=N`` (a what-if, not the service's behaviour) registers the
-subscribers with FastStream's ``max_workers=N``: N consumers per topic in the process, each
-handling its own partitions, so N files can be in the extraction pool at once.
 """
 
 from __future__ import annotations
@@ -50,7 +47,6 @@ from darkroom.metadata import app, handlers, store, worker
 from darkroom.metadata.extract import Extracted, Failure, Hints, extract_image
 
 OUT_VARIABLE = "DARKROOM_BENCH_METADATA_STAGES"
-CONSUMERS_VARIABLE = "DARKROOM_BENCH_METADATA_CONSUMERS"
 STAGES = (
     "tx_open",
     "inbox",
@@ -136,17 +132,6 @@ class _TimedDatabase:
         return getattr(self._db, name)
 
 
-class _Broker:
-    """A broker whose ``subscriber`` registers ``max_workers`` consumers (the what-if)."""
-
-    def __init__(self, broker: Any, consumers: int) -> None:
-        self._broker = broker
-        self._consumers = consumers
-
-    def subscriber(self, *args: Any, **kwargs: Any) -> Any:
-        return self._broker.subscriber(*args, max_workers=self._consumers, **kwargs)
-
-
 def _consumer() -> str:
     task = asyncio.current_task()
     return f"{os.getpid()}/{task.get_name() if task else '?'}"
@@ -163,13 +148,10 @@ def timed_extract_image(data: bytes, hints: Hints) -> Extracted | Failure:
 def install() -> None:
     """Put the stopwatches in place; ``create_runtime`` must run after this."""
     original_subscribe = app.subscribe
-    consumers = int(os.environ.get(CONSUMERS_VARIABLE) or 1)
 
-    def subscribe(broker: Any, event: Any, *, service: str, db: Database) -> Any:
-        if consumers > 1:
-            broker = _Broker(broker, consumers)
+    def subscribe(broker: Any, event: Any, *, service: str, db: Database, **options: Any) -> Any:
         timed = cast(Database, _TimedDatabase(db))  # it answers what subscribers ask of one
-        return original_subscribe(broker, event, service=service, db=timed)
+        return original_subscribe(broker, event, service=service, db=timed, **options)
 
     app.subscribe = subscribe
 

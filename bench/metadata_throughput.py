@@ -1,7 +1,7 @@
 """Metadata throughput: 12 MP JPEGs through the running service, against the same bare work.
 
     uv run python -m bench.metadata_throughput [--images 200] [--replicas 1 2] [--warmup 16]
-        [--stages] [--consumers N] [--skip-floor] [--skip-service] [--skip-exiftool]
+        [--stages] [--skip-floor] [--skip-service] [--skip-exiftool]
 
 **Images.** A real phone photo of the corpus (``cameras/jpg/Apple iPhone 6 plus.jpg``: 8 MP,
 GPS, an ICC profile), turned on its side and scaled to 4000x3000 with Pillow, saved at quality
@@ -24,8 +24,8 @@ stopped when the last ``darkroom.media.metadata.v1`` result arrived. Every resul
 
 ``--stages`` runs the services as ``python -m bench.metadata_stages`` (the same service with
 stopwatches on each stage of a message) and prints where each message's time went.
-``--consumers N`` (a what-if, implies the probe) registers the service's subscribers with
-FastStream's ``max_workers=N``: N files of one replica in extraction at once.
+Each replica runs ``--workers`` extraction processes and as many consumers of new uploads
+(``DARKROOM_METADATA_WORKERS``), and one of the reprocessing lane.
 
 **ExifTool.** On the corpus JPEGs and HEICs of ``exif-samples`` and ``cameras``: ``exiftool -j
 -n`` once per file, the same in one batched call, and ``read_image`` per file in this process
@@ -105,7 +105,7 @@ SERVICE_ENV = {"MALLOC_ARENA_MAX": "2"}
 """As deploy/local/supervise.py and the Dockerfiles run the services (the caller's wins)."""
 GROUP = MetadataSettings.service
 TOPICS = (MediaUploaded.topic, MediaReprocess.topic)
-"""The topics the service's group reads: one consumer each per process (per ``--consumers``)."""
+"""The topics the service's group reads: ``workers`` consumers of the first, one of the second."""
 MiB = 1024 * 1024
 FOREIGN_LIMIT = 0.10
 """A part is measured again when more of the machine's CPU than this went to other processes."""
@@ -329,7 +329,7 @@ async def fresh_database() -> AsyncIterator[str]:
 
 @contextmanager
 def services(
-    database_url: str, replicas: int, folder: Path, *, probe: bool, consumers: int
+    database_url: str, replicas: int, folder: Path, *, probe: bool, workers: int
 ) -> Iterator[list[Service]]:
     """``replicas`` service processes on free ports, ready; stopped with SIGINT, as Ctrl-C would.
 
@@ -345,11 +345,11 @@ def services(
                 **os.environ,
                 "DARKROOM_METADATA_DATABASE_URL": database_url,
                 "DARKROOM_METADATA_HTTP_PORT": str(port),
+                "DARKROOM_METADATA_WORKERS": str(workers),
             }
             stages = folder / f"stages-{number}.json" if probe else None
             if stages:
                 env[metadata_stages.OUT_VARIABLE] = str(stages)
-                env[metadata_stages.CONSUMERS_VARIABLE] = str(consumers)
             module = "bench.metadata_stages" if probe else "darkroom.metadata"
             log = Path(tempfile.gettempdir()) / f"darkroom-bench-metadata-{number}.log"
             with log.open("wb") as out:
@@ -535,7 +535,6 @@ async def publish(producer: AIOKafkaProducer, events: list[MediaUploaded]) -> No
 @dataclass
 class ServiceRun:
     replicas: int
-    consumers: int
     images: int
     seconds: float
     cpu: dict[str, float]
@@ -556,8 +555,7 @@ class ServiceRun:
 
     @property
     def label(self) -> str:
-        what_if = f", {self.consumers} consumers (what-if)" if self.consumers > 1 else ""
-        return f"service, {self.replicas} replica{'s' if self.replicas > 1 else ''}{what_if}"
+        return f"service, {self.replicas} replica{'s' if self.replicas > 1 else ''}"
 
 
 async def run_service(
@@ -568,8 +566,7 @@ async def run_service(
     s3: Minio,
 ) -> ServiceRun:
     """``args.images`` events through ``replicas`` service processes, after a warm-up."""
-    consumers = max(1, args.consumers)
-    probe = args.stages or consumers > 1
+    probe = args.stages
     project, session = uuid.uuid4(), uuid.uuid4()
     folder = Path(tempfile.mkdtemp(prefix="darkroom-bench-metadata-stages-"))
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
@@ -579,9 +576,9 @@ async def run_service(
             await start_group_at_end(settings, GROUP, TOPICS)
             async with Results(settings) as results:
                 with services(
-                    database_url, replicas, folder, probe=probe, consumers=consumers
+                    database_url, replicas, folder, probe=probe, workers=args.workers
                 ) as running:
-                    await wait_group(settings, GROUP, members=replicas * len(TOPICS) * consumers)
+                    await wait_group(settings, GROUP, members=replicas * (args.workers + 1))
                     warm = [uploaded(photos, n, project, session) for n in range(args.warmup)]
                     await publish(producer, warm)
                     await results.wait([e.key() for e in warm], within=120)
@@ -613,7 +610,6 @@ async def run_service(
         shutil.rmtree(folder, ignore_errors=True)
     return ServiceRun(
         replicas,
-        consumers,
         args.images,
         last - start,
         cpu,
@@ -1056,16 +1052,11 @@ def parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=MetadataSettings().workers,
-        help="floor processes (default: DARKROOM_METADATA_WORKERS, the service's pool size)",
+        help="the service's pool and consumers per replica, and the floor's processes"
+        " (default: DARKROOM_METADATA_WORKERS)",
     )
     root.add_argument(
         "--stages", action="store_true", help="time each stage (bench.metadata_stages)"
-    )
-    root.add_argument(
-        "--consumers",
-        type=int,
-        default=1,
-        help="what-if: subscribers' max_workers (implies the probe)",
     )
     root.add_argument(
         "--exif-repeats", type=int, default=5, help="read_image timings per file (best)"

@@ -180,12 +180,15 @@ Handle = Callable[[E, Transaction], Awaitable[None]]
 
 
 def subscribe(
-    broker: KafkaBroker, event: type[E], *, service: str, db: Database
+    broker: KafkaBroker, event: type[E], *, service: str, db: Database, max_workers: int = 1
 ) -> Callable[[Handle[E]], Handle[E]]:
     """Register ``handle(event, tx)`` for ``event``'s topic in ``service``'s consumer group.
 
     ``handle`` runs inside a transaction that also records the event in the inbox, so a
     redelivered event is skipped; the offset is committed only after that transaction.
+    With ``max_workers`` > 1 a replica runs that many consumers of the group, each on
+    partitions of its own: order within a partition and commit-after-handler are kept, and
+    the topic's partitions then serve ``partitions / max_workers`` replicas.
     """
 
     def register(handle: Handle[E]) -> Handle[E]:
@@ -206,6 +209,7 @@ def subscribe(
             group_id=service,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
+            max_workers=max_workers if max_workers > 1 else None,
             title=f"{service}/{event.topic}",
             description=event.__doc__,
         )(on_event)

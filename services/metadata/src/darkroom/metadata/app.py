@@ -17,9 +17,12 @@ def create_runtime(settings: MetadataSettings | None = None) -> Runtime:
     extractor = Extractor(settings, runtime.blobs)
     runtime.on_stop(extractor.close)
     deps = Deps(extractor, runtime.blobs, settings.bucket_derived)
-    for event in (MediaUploaded, MediaReprocess):  # new uploads, and the low-priority lane
+    # New uploads keep every process of the pool busy; the low-priority lane takes one.
+    for event, consumers in ((MediaUploaded, settings.workers), (MediaReprocess, 1)):
 
-        @subscribe(runtime.broker, event, service=settings.service, db=runtime.db)
+        @subscribe(
+            runtime.broker, event, service=settings.service, db=runtime.db, max_workers=consumers
+        )
         async def uploaded(event: MediaUploaded, tx: Transaction) -> None:
             await on_uploaded(event, tx, deps)
 
