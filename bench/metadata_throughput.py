@@ -71,7 +71,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import psutil
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from minio import Minio
 from minio.deleteobjects import DeleteObject
@@ -85,6 +85,7 @@ from darkroom.common.events import (
     cloudevent_headers,
 )
 from darkroom.common.settings import LOCAL_DATABASE, CommonSettings, MetadataSettings
+from darkroom.common.topics import partitions_of, skip_backlog
 from darkroom.metadata.derived import derived_images
 from darkroom.metadata.exif import UnreadableMedia, read_image
 from darkroom.metadata.extract import Hints, extract_image
@@ -397,30 +398,6 @@ def _wait_ready(service: Service) -> None:
     raise SystemExit(f"the service was not ready within 90 s; see {service.log}")
 
 
-async def start_group_at_end(settings: CommonSettings, group: str, topics: tuple[str, ...]) -> None:
-    """Commit ``group``'s offsets at the end of ``topics``: old events are not replayed."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        partitions = await _partitions(consumer, topics)
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.commit(dict(ends.items()))
-    finally:
-        await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topics: tuple[str, ...]) -> list[TopicPartition]:
-    await consumer._client.force_metadata_update()
-    return [
-        TopicPartition(topic, p)
-        for topic in topics
-        for p in consumer.partitions_for_topic(topic) or []
-    ]
-
-
 async def wait_group(
     settings: CommonSettings, group: str, members: int, within: float = 90
 ) -> None:
@@ -456,7 +433,7 @@ class Results:
 
     async def __aenter__(self) -> Results:
         await self._consumer.start()
-        partitions = await _partitions(self._consumer, (MediaMetadata.topic,))
+        partitions = await partitions_of(self._consumer, (MediaMetadata.topic,))
         self._consumer.assign(partitions)
         await self._consumer.seek_to_end(*partitions)
         for partition in partitions:  # resolve the positions now, before anything is published
@@ -573,7 +550,7 @@ async def run_service(
     await producer.start()
     try:
         async with fresh_database() as database_url:
-            await start_group_at_end(settings, GROUP, TOPICS)
+            await skip_backlog(settings, GROUP, TOPICS)
             async with Results(settings) as results:
                 with services(
                     database_url, replicas, folder, probe=probe, workers=args.workers

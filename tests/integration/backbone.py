@@ -33,6 +33,12 @@ async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 30.0)
         await asyncio.sleep(0.1)
 
 
+async def at_least(probe: Callable[[], Awaitable[list[Any]]], n: int) -> list[Any] | None:
+    """``probe``'s rows once there are ``n`` of them (for ``eventually``)."""
+    rows = await probe()
+    return rows if len(rows) >= n else None
+
+
 async def read_topic(
     settings: CommonSettings, topic: str, count: int, *, everything: bool = False
 ) -> list[Any]:

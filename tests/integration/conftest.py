@@ -13,7 +13,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from darkroom.common.events import dlq_topic
 from darkroom.common.runtime import Runtime
 from darkroom.common.settings import LOCAL_DATABASE, CommonSettings, ServiceSettings
 
@@ -103,9 +102,6 @@ async def make_runtime(
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:10]
-
-
-__all__ = ["create_topics", "dlq_topic"]
 
 
 @pytest.fixture

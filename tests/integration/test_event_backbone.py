@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -16,7 +15,7 @@ from darkroom.common.events import dlq_topic
 from darkroom.common.runtime import Runtime
 from darkroom.common.settings import CommonSettings
 
-from .backbone import eventually, read_topic, start_pair
+from .backbone import at_least, eventually, read_topic, start_pair
 
 
 async def test_outbox_event_reaches_another_service_with_cloudevents_and_trace(
@@ -74,7 +73,7 @@ async def test_the_same_event_delivered_twice_has_one_effect(
     )
     await pair.send(media_id, 2)  # same key, same partition: handled after the redelivery
 
-    assert await eventually(lambda: _at_least(pair.effects, 2)) == [(media_id, 1), (media_id, 2)]
+    assert await eventually(lambda: at_least(pair.effects, 2)) == [(media_id, 1), (media_id, 2)]
     handled = await pair.consumer.db.pool.fetchval("SELECT count(*) FROM inbox")
     assert handled == 2
 
@@ -146,11 +145,6 @@ async def _committed_offsets(
     finally:
         await admin.close()
     return {tp: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
-
-
-async def _at_least(probe: Callable[[], Awaitable[list[Any]]], n: int) -> list[Any] | None:
-    rows = await probe()
-    return rows if len(rows) >= n else None
 
 
 async def _spans_of_kinds(

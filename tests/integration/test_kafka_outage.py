@@ -12,7 +12,7 @@ from typing import Any
 
 from darkroom.common.settings import CommonSettings
 
-from .backbone import eventually, start_pair
+from .backbone import at_least, eventually, start_pair
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,7 +47,7 @@ async def test_events_written_while_kafka_is_down_all_arrive_once(
         )
         assert pending == 20
 
-    await eventually(lambda: _all_of(pair.effects, 21), timeout=180)
+    await eventually(lambda: at_least(pair.effects, 21), timeout=180)
     await asyncio.sleep(3)  # a duplicate delivery would have landed by now
     assert await pair.effects() == [(media_id, seq) for seq in range(21)]
     assert (
@@ -56,8 +56,3 @@ async def test_events_written_while_kafka_is_down_all_arrive_once(
         )
         == 0
     )
-
-
-async def _all_of(probe: Any, n: int) -> list[Any] | None:
-    rows = await probe()
-    return rows if len(rows) >= n else None

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from darkroom.common.events import (
     MediaMetadata,
@@ -21,6 +20,7 @@ from darkroom.common.events import (
 )
 from darkroom.common.runtime import Runtime
 from darkroom.common.settings import CommonSettings, MetadataSettings
+from darkroom.common.topics import skip_backlog
 from darkroom.metadata.app import create_runtime
 
 from .backbone import eventually, read_topic
@@ -29,28 +29,6 @@ from .conftest import create_topics
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 CARDIFF = CORPUS / "cameras" / "jpg" / "Apple iPhone 6 plus.jpg"
 BROKEN = sorted(p for p in (CORPUS / "broken").rglob("*") if p.is_file())
-
-
-async def start_group_at_end(settings: CommonSettings, group: str, topic: str) -> None:
-    """A new consumer group that begins after what the topic already holds (other tests')."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=group,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = [
-                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []
-            ]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.commit(dict(ends.items()))
-    finally:
-        await consumer.stop()
 
 
 @pytest.fixture
@@ -65,7 +43,7 @@ async def metadata(
         {"service": name, "__annotations__": {"service": ClassVar[str]}},
     )
     await create_topics(settings, dlq_topic(name))
-    await start_group_at_end(settings, name, MediaUploaded.topic)
+    await skip_backlog(settings, name, (MediaUploaded.topic,))  # others' events
     runtime = create_runtime(
         probe(
             **settings.model_dump(),

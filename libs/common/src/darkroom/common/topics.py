@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from darkroom.common.events import all_topics
@@ -42,6 +43,35 @@ async def ensure_topics(settings: CommonSettings) -> list[str]:
         return missing
     finally:
         await admin.close()
+
+
+async def partitions_of(
+    consumer: AIOKafkaConsumer, topics: tuple[str, ...]
+) -> list[TopicPartition]:
+    """Every partition of ``topics``, from fresh metadata (for a consumer that assigns itself)."""
+    await consumer._client.force_metadata_update()
+    return [
+        TopicPartition(topic, p)
+        for topic in topics
+        for p in consumer.partitions_for_topic(topic) or []
+    ]
+
+
+async def skip_backlog(settings: CommonSettings, group: str, topics: tuple[str, ...]) -> None:
+    """Commit ``group``'s offsets at the end of ``topics``: what they hold now is not replayed.
+
+    For an operator who must skip a backlog, and for tests and benchmarks that share topics.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = await partitions_of(consumer, topics)
+        consumer.assign(partitions)
+        await consumer.commit(dict(await consumer.end_offsets(partitions)))
+    finally:
+        await consumer.stop()
 
 
 if __name__ == "__main__":
