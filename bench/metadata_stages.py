@@ -43,6 +43,7 @@ from typing import Any, cast
 from darkroom.common.blobs import Blobs
 from darkroom.common.db import Database, Transaction
 from darkroom.common.events import MediaUploaded
+from darkroom.common.pool import WorkerPool
 from darkroom.metadata import app, handlers, store, worker
 from darkroom.metadata.extract import Extracted, Failure, Hints, extract_image
 
@@ -185,9 +186,9 @@ def install() -> None:
 
     Blobs.put_bytes = put_bytes  # type: ignore[method-assign]
 
-    original_run = worker.Extractor._run
+    original_run = WorkerPool.run
 
-    async def run(self: worker.Extractor, work: Callable[..., Any], *args: Any) -> Any:
+    async def run(self: WorkerPool, work: Callable[..., Any], *args: Any) -> Any:
         record = _message()
         record.submitted = time.monotonic()
         result = await original_run(self, work, *args)
@@ -197,7 +198,7 @@ def install() -> None:
         )
         return result
 
-    worker.Extractor._run = run  # type: ignore[method-assign]
+    WorkerPool.run = run  # type: ignore[method-assign]
     worker.extract_image = timed_extract_image
 
     for module, name in ((store, "save"), (handlers, "publish")):

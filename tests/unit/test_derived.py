@@ -14,7 +14,8 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from darkroom.metadata.derived import UnreadableImage, derived_images
+from darkroom.common.imaging import UnreadableMedia
+from darkroom.metadata.derived import derived_images
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp", ".tif", ".tiff", ".avif"}
@@ -80,7 +81,7 @@ def test_every_corpus_image_gets_a_thumbnail_of_its_upright_shape(path: str) -> 
 
 @pytest.mark.parametrize(("path", "why"), UNOPENED.items())
 def test_a_corpus_file_pillow_cannot_open_fails_with_a_reason(path: str, why: str) -> None:
-    with pytest.raises(UnreadableImage) as raised:
+    with pytest.raises(UnreadableMedia) as raised:
         derived_images((CORPUS / path).read_bytes())
     assert raised.value.code == "unknown_image_format", why
 
@@ -248,7 +249,7 @@ def test_over_the_pixel_limit_is_refused_even_where_pillow_only_warns(
     "data", [b"", b"not an image at all", b"\xff\xd8\xff\xe0" + b"\x00" * 20, b"GIF89a"]
 )
 def test_bytes_that_are_no_image_fail_with_a_reason(data: bytes) -> None:
-    with pytest.raises(UnreadableImage) as raised:
+    with pytest.raises(UnreadableMedia) as raised:
         derived_images(data)
     assert raised.value.code in ("unknown_image_format", "unreadable_image")
     assert raised.value.message
@@ -268,7 +269,7 @@ def test_every_broken_corpus_file_fails_with_a_reason_or_succeeds_and_none_hangs
             thumbnail, _ = derived_images(path.read_bytes(), preview=256)
             assert max(_size(thumbnail)) <= 256
             outcome = "ok"
-        except UnreadableImage as error:
+        except UnreadableMedia as error:
             outcome = error.code
         assert time.monotonic() - started < 5, path
         outcomes[path.name] = outcome

@@ -11,13 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from darkroom.metadata.video import (
-    UnreadableVideo,
-    VideoFacts,
-    parse_iso6709,
-    poster_frame,
-    read_video,
-)
+from darkroom.common.imaging import UnreadableMedia, poster_frame
+from darkroom.metadata.video import VideoFacts, parse_iso6709, read_video
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 CLIP = CORPUS / "faces" / "short_hamilton_clip.mp4"  # 640x360 H.264, 10 s, no date, no place
@@ -206,7 +201,7 @@ def test_a_location_of_zero_zero_or_junk_is_no_place(xyz: str) -> None:
     ids=["empty", "random", "mp4-header-only", "jpeg"],
 )
 def test_a_file_with_no_video_track_is_refused_with_a_reason(data: bytes) -> None:
-    with pytest.raises(UnreadableVideo) as raised:
+    with pytest.raises(UnreadableMedia) as raised:
         read_video(io.BytesIO(data))
     assert raised.value.code == "no_video_track"
     assert isinstance(raised.value, ValueError) and raised.value.message
@@ -215,7 +210,7 @@ def test_a_file_with_no_video_track_is_refused_with_a_reason(data: bytes) -> Non
 def test_a_clip_cut_off_before_its_index_is_refused() -> None:
     # This file keeps its index (moov) after the samples, as cameras write it: an upload cut
     # off halfway holds frames no reader can find.
-    with pytest.raises(UnreadableVideo) as raised:
+    with pytest.raises(UnreadableMedia) as raised:
         read_video(CLIP.read_bytes()[:300_000])
     assert raised.value.code == "no_video_track"
 
@@ -233,5 +228,5 @@ def test_a_poster_frame_is_a_picture_of_the_video() -> None:
 def test_a_file_with_no_frame_has_no_poster(tmp_path: Path) -> None:
     garbage = tmp_path / "clip.mp4"
     garbage.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096))
-    with pytest.raises(UnreadableVideo, match="No frame"):
+    with pytest.raises(UnreadableMedia, match="No frame"):
         poster_frame(str(garbage), None)

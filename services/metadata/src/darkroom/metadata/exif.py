@@ -8,7 +8,6 @@ EXIF lacks. A malformed field is dropped on its own: the rest of the file's fact
 
 from __future__ import annotations
 
-import functools
 import html
 import io
 import math
@@ -21,8 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
-import pillow_heif
 from PIL import Image, UnidentifiedImageError
+
+from darkroom.common.imaging import FORMATS, UnreadableMedia, register_heif_opener
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -43,7 +43,6 @@ GPS_TIMESTAMP, GPS_DATESTAMP = 7, 0x1D
 
 # Only these parsers see untrusted bytes. (A JPEG with a multi-picture index, as phones write
 # them, opens through "JPEG" and reports itself as "MPO".)
-FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "HEIF", "AVIF")
 # Signatures of the formats read here: a file that starts like one of them but cannot be
 # opened is damaged ("unreadable_image"), anything else is a format Darkroom does not read.
 SIGNATURES = (b"\xff\xd8", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
@@ -68,15 +67,6 @@ XMP_NAMESPACES = {
 RECONYX_HYPERFIRE = b"\x01\xf1"  # maker note version 0xF101, little-endian
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 MAX_OFFSET = timedelta(hours=18)  # the widest offset ISO 8601 and Python's timezone allow
-
-
-class UnreadableMedia(Exception):
-    """Not an image Darkroom can read: ``code`` says why, ``message`` in one sentence."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class GeoPoint(NamedTuple):
@@ -106,7 +96,7 @@ class ImageFacts:
 
 def read_image(data: bytes) -> ImageFacts:
     """The facts of one image file; raises ``UnreadableMedia`` and nothing else."""
-    _register_heif_opener()
+    register_heif_opener()
     try:
         with warnings.catch_warnings():
             # Pillow warns about bad EXIF it skips; that is a dropped field here, not log noise.
@@ -135,11 +125,6 @@ def read_image(data: bytes) -> ImageFacts:
         raise UnreadableMedia(
             "unreadable_image", f"The image cannot be read: {type(error).__name__}: {error}."
         ) from error
-
-
-@functools.cache
-def _register_heif_opener() -> None:
-    pillow_heif.register_heif_opener()
 
 
 def _looks_like_image(data: bytes) -> bool:

@@ -12,11 +12,12 @@ from datetime import date, datetime
 
 from PIL import Image
 
+from darkroom.common.imaging import UnreadableMedia, poster_frame
 from darkroom.metadata.capture import capture_time
-from darkroom.metadata.derived import UnreadableImage, derived_images
-from darkroom.metadata.exif import UnreadableMedia, read_image
+from darkroom.metadata.derived import derived_images
+from darkroom.metadata.exif import read_image
 from darkroom.metadata.place import Place, place_at, zone_at
-from darkroom.metadata.video import UnreadableVideo, poster_frame, read_video
+from darkroom.metadata.video import read_video
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def extract_image(data: bytes, hints: Hints) -> Extracted | Failure:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             facts = read_image(data)
             thumbnail, preview = derived_images(data, orientation=facts.orientation_to_apply)
-    except (UnreadableMedia, UnreadableImage) as error:
+    except UnreadableMedia as error:
         return Failure(error.code, error.message)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return Failure("image_too_large", "The image has more pixels than is safe to decode.")
@@ -93,7 +94,7 @@ def extract_video(path: str, hints: Hints) -> Extracted | Failure:
         thumbnail, preview = derived_images(
             poster_frame(path, facts.duration_seconds), orientation=1
         )
-    except (UnreadableVideo, UnreadableImage) as error:
+    except UnreadableMedia as error:
         return Failure(error.code, error.message)
     gps = facts.gps
     if facts.created is not None:

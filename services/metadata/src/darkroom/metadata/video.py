@@ -17,13 +17,13 @@ from __future__ import annotations
 import io
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
-import imageio_ffmpeg
 from pymediainfo import MediaInfo
+
+from darkroom.common.imaging import UnreadableMedia
 
 
 @dataclass(frozen=True)
@@ -37,25 +37,16 @@ class VideoFacts:
     created_offset: timedelta | None = None  # the UTC offset where it was shot, when recorded
 
 
-class UnreadableVideo(ValueError):
-    """The file is no video Darkroom can read: a reason for a failed result."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def read_video(source: str | os.PathLike[str] | bytes | BinaryIO) -> VideoFacts:
     """The facts of a video file, from its path, its bytes or an open binary file."""
     media = source if not isinstance(source, bytes) else io.BytesIO(source)  # no copy
     try:
         info = MediaInfo.parse(media)
     except RuntimeError as error:  # libmediainfo itself failed on the data
-        raise UnreadableVideo("unreadable_video", f"The video cannot be read: {error}") from error
+        raise UnreadableMedia("unreadable_video", f"The video cannot be read: {error}") from error
     general = info.general_tracks[0].to_data() if info.general_tracks else {}
     if not info.video_tracks:
-        raise UnreadableVideo("no_video_track", "The file holds no video track.")
+        raise UnreadableMedia("no_video_track", "The file holds no video track.")
     video = info.video_tracks[0].to_data()
     rotation = _rotation(video.get("rotation"))
     width, height = _integer(video.get("width")), _integer(video.get("height"))
@@ -168,46 +159,3 @@ def _seconds(milliseconds: Any) -> float | None:
         return float(milliseconds) / 1000
     except (TypeError, ValueError):
         return None
-
-
-POSTER_TIMEOUT_SECONDS = 30
-
-
-def poster_frame(path: str, duration_seconds: float | None) -> bytes:
-    """One frame of the video as PNG bytes, upright, to make its thumbnail and preview from.
-
-    Taken a second in (or a tenth of a short clip), past the black first frame many cameras
-    write; ffmpeg applies the video's rotation itself. Uses the ffmpeg binary that the
-    ``imageio-ffmpeg`` wheel ships, so nothing is downloaded at run time.
-    """
-    at = min(1.0, (duration_seconds or 0.0) / 10)
-    try:
-        done = subprocess.run(  # noqa: S603 - a fixed binary, arguments we build
-            [
-                imageio_ffmpeg.get_ffmpeg_exe(),
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-ss",
-                f"{at:.3f}",
-                "-i",
-                path,
-                "-frames:v",
-                "1",
-                "-f",
-                "image2pipe",
-                "-vcodec",
-                "png",
-                "-",
-            ],
-            capture_output=True,
-            timeout=POSTER_TIMEOUT_SECONDS,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise UnreadableVideo(
-            "unreadable_video", "No frame of the video could be decoded in time."
-        ) from None
-    if done.returncode != 0 or not done.stdout:
-        raise UnreadableVideo("unreadable_video", "No frame of the video could be decoded.")
-    return done.stdout

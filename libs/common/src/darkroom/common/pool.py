@@ -1,0 +1,77 @@
+"""CPU work on one file in a pool of processes, with a time limit.
+
+CPU work never blocks the event loop, several files are worked on in parallel (``workers``),
+and a file whose work passes the time limit fails alone: the pool that held it is replaced, so
+a stuck decoder cannot stall the consumer. A file that crashes its worker process (a decoder
+fault) fails alone too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class WorkFailed(Exception):
+    """The work on one file passed its time limit or crashed its process."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class WorkerPool:
+    """``workers`` processes, started on first use; ``what`` names the work in failure codes."""
+
+    def __init__(self, workers: int, timeout_seconds: float, what: str) -> None:
+        self._workers = workers
+        self._timeout = timeout_seconds
+        self._what = what
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self._workers)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        """``work(*args)`` in a worker process; raises ``WorkFailed`` on timeout or crash."""
+        loop = asyncio.get_running_loop()
+        pool = self._executor()
+        try:
+            return await asyncio.wait_for(
+                loop.run_in_executor(pool, work, *args), timeout=self._timeout
+            )
+        except TimeoutError:
+            self._replace(pool)
+            raise WorkFailed(
+                f"{self._what}_timeout",
+                f"Reading the file took longer than {self._timeout:g} s.",
+            ) from None
+        except BrokenProcessPool:
+            self._replace(pool)
+            raise WorkFailed(
+                f"{self._what}_crashed", "Reading the file crashed its worker process."
+            ) from None
+
+    def _replace(self, pool: ProcessPoolExecutor) -> None:
+        """Drop a pool whose worker is stuck or dead; the next file gets a new one."""
+        if self._pool is pool:
+            self._pool = None
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        log.warning("%s pool replaced", self._what)
