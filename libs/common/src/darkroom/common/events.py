@@ -225,7 +225,8 @@ class MediaDuplicates(StepResult):
         None,
         ge=0,
         le=1,
-        description="1.0 for the same bytes; lower for near duplicates.",
+        description="Share of the perceptual-hash bits that agree: 1.0 for the same bytes "
+        "(and for a copy whose hashes all agree), lower for near duplicates.",
         examples=[0.97],
     )
     exact: bool = Field(

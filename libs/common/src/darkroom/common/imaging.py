@@ -47,6 +47,11 @@ class UnreadableMedia(ValueError):
         self.code = code
         self.message = message
 
+    def __reduce__(
+        self,
+    ) -> tuple[type[UnreadableMedia], tuple[str, str]]:  # raised in worker processes
+        return type(self), (self.code, self.message)
+
 
 @functools.cache
 def register_heif_opener() -> None:
@@ -91,9 +96,18 @@ def poster_frame(path: str, duration_seconds: float | None) -> bytes:
     """One frame of the video as PNG bytes, upright, to stand for the video as a picture.
 
     Taken a second in (or a tenth of a short clip), past the black first frame many cameras
-    write; ffmpeg applies the video's rotation itself.
+    write; ffmpeg applies the video's rotation itself. With no known duration, a second in,
+    else the first frame.
     """
-    at = min(1.0, (duration_seconds or 0.0) / 10)
+    if duration_seconds:
+        return _frame_at(path, min(1.0, duration_seconds / 10))
+    try:
+        return _frame_at(path, 1.0)
+    except UnreadableMedia:  # shorter than a second
+        return _frame_at(path, 0.0)
+
+
+def _frame_at(path: str, at: float) -> bytes:
     try:
         done = subprocess.run(  # noqa: S603 - a fixed binary, arguments we build
             [

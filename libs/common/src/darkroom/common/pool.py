@@ -27,6 +27,9 @@ class WorkFailed(Exception):
         self.code = code
         self.message = message
 
+    def __reduce__(self) -> tuple[type[WorkFailed], tuple[str, str]]:  # raised in worker processes
+        return type(self), (self.code, self.message)
+
 
 class WorkerPool:
     """``workers`` processes, started on first use; ``what`` names the work in failure codes."""

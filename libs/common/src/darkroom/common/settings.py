@@ -118,6 +118,31 @@ class DedupSettings(ServiceSettings):
         "dedup", "database_url", LOCAL_DATABASE.format(service="dedup"), "Dedup's PostgreSQL."
     )
     http_port: int = _own("dedup", "http_port", 8002, "Port of /healthz and /readyz.")
+    workers: int = _own("dedup", "workers", 2, "Processes that hash media in parallel.")
+    hashing_timeout_seconds: float = _own(
+        "dedup", "hashing_timeout_seconds", 60.0, "Time one file's hashing may take."
+    )
+    max_image_bytes: int = _own(
+        "dedup",
+        "max_image_bytes",
+        256 * 1024 * 1024,
+        "Largest image read into memory; a larger one is matched by its bytes only.",
+    )
+    # Measured on the labelled corpus set (bench/dedup_accuracy.py, bench/RESULTS.md): every
+    # variant within dHash 10 and pHash 20 but one; the nearest different photos at dHash 8
+    # with pHash 32, and pHash 8 with dHash 25. Both must hold.
+    near_dhash_distance: int = _own(
+        "dedup",
+        "near_dhash_distance",
+        8,
+        "Largest dHash distance (of 64 bits) at which two pictures are near duplicates.",
+    )
+    near_phash_distance: int = _own(
+        "dedup",
+        "near_phash_distance",
+        20,
+        "Largest pHash distance (of 64 bits) at which two pictures are near duplicates.",
+    )
 
 
 class TaggingSettings(ServiceSettings):

@@ -1,0 +1,175 @@
+"""Media uploaded in, a duplicates result out for each; a user's review kept for good.
+
+A medium joins the group of its closest match in the project: a medium with the same bytes
+first, else the nearest within both perceptual distances. When that match had no group yet,
+the two start one, and the match gets a new result too. Grouping in a project happens under
+a lock held to the end of the transaction, so concurrent copies end in one group.
+
+A review ("these two are not duplicates") takes the marked medium out of the group, finds it
+another group if one fits, and from then on neither medium is placed in a group that holds the
+other.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from minio.error import S3Error
+
+from darkroom.common.db import Transaction, publish
+from darkroom.common.events import (
+    DedupCommand,
+    MediaDuplicates,
+    MediaUploaded,
+    Outcome,
+)
+from darkroom.common.imaging import UnreadableMedia
+from darkroom.common.pool import WorkFailed
+from darkroom.common.settings import DedupSettings
+from darkroom.dedup import store
+from darkroom.dedup.hashing import Hashes, distance
+from darkroom.dedup.store import Candidate, Member
+from darkroom.dedup.worker import Hasher
+
+SOURCE = "darkroom/dedup"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Deps:
+    hasher: Hasher
+    settings: DedupSettings
+
+
+async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None:
+    """Hash the medium, place it in its group (or none), and say so."""
+    hashes: Hashes | None = None
+    failure: tuple[str, str] | None = None
+    try:
+        hashes = await deps.hasher.hash(event)
+    except (UnreadableMedia, WorkFailed) as error:
+        failure = (error.code, error.message)
+    except S3Error as error:
+        if error.code not in {"NoSuchKey", "NoSuchObject"}:
+            raise
+        failure = ("missing_original", "The original file is not in storage.")
+    ref = event.media
+    await store.lock_project(tx, ref.project_id)
+    await store.save(tx, ref, event.sha256, hashes, failure)
+    medium = await store.member(tx, ref.project_id, ref.media_id)
+    assert medium is not None
+    if failure is not None:
+        await store.place(tx, medium.media_id, None)
+        await _announce(tx, ref.project_id, medium.media_id)
+    elif medium.group_id is None:
+        await _join(tx, medium, deps.settings)
+    else:  # read again (reprocessing): it keeps its group
+        await _announce(tx, ref.project_id, medium.media_id)
+
+
+async def on_command(command: DedupCommand, tx: Transaction, deps: Deps) -> None:
+    """A user's review decision: ``media_id`` is not a duplicate of ``other_media_id``."""
+    project_id = command.project_id
+    marked, other = command.command.media_id, command.command.other_media_id
+    if marked == other:
+        log.warning("a medium cannot be reviewed against itself", extra={"media_id": marked})
+        return
+    await store.lock_project(tx, project_id)
+    # Kept even when neither medium is known yet: it holds for whatever arrives later.
+    await store.not_duplicates(tx, project_id, marked, other)
+    one = await store.member(tx, project_id, marked)
+    two = await store.member(tx, project_id, other)
+    if one is None or two is None or one.group_id is None or one.group_id != two.group_id:
+        return
+    group = one.group_id
+    await store.place(tx, marked, None)
+    rest = await store.members(tx, group)
+    if len(rest) == 1:  # a group of one is no group
+        await store.place(tx, rest[0].media_id, None)
+        await _announce(tx, project_id, rest[0].media_id)
+    else:
+        for member in rest:
+            if member.closest_media_id == marked:
+                await _closest_within(tx, member, rest, group)
+    again = await store.member(tx, project_id, marked)
+    assert again is not None
+    await _join(tx, again, deps.settings)
+
+
+async def _join(tx: Transaction, medium: Member, settings: DedupSettings) -> None:
+    """Place ``medium`` with its closest match, never with a medium a user kept apart."""
+    project_id = medium.ref.project_id
+    apart = await store.partners(tx, project_id, medium.media_id)
+    barred = await store.groups_of(tx, apart) if apart else set()
+    found = [
+        candidate
+        for candidate in await store.candidates(
+            tx,
+            medium,
+            dhash_distance=settings.near_dhash_distance,
+            phash_distance=settings.near_phash_distance,
+        )
+        if candidate.media_id not in apart and candidate.group_id not in barred
+    ]
+    if not found:
+        await store.place(tx, medium.media_id, None)
+        await _announce(tx, project_id, medium.media_id)
+        return
+    best = min(found, key=lambda c: (not c.exact, c.distance, str(c.media_id)))
+    similarity = _similarity(best)
+    group = best.group_id or uuid.uuid4()
+    if best.group_id is None:  # the two start a group: the match learns it too
+        await store.place(tx, best.media_id, group, medium.media_id, similarity, best.exact)
+        await _announce(tx, project_id, best.media_id)
+    await store.place(tx, medium.media_id, group, best.media_id, similarity, best.exact)
+    await _announce(tx, project_id, medium.media_id)
+
+
+async def _closest_within(
+    tx: Transaction, member: Member, group: list[Member], group_id: uuid.UUID
+) -> None:
+    """A member whose closest match left the group gets the closest of those that stay."""
+    scored = [
+        Candidate(other.media_id, group_id, other.sha256 == member.sha256, _distance(member, other))
+        for other in group
+        if other.media_id != member.media_id
+    ]
+    best = min(scored, key=lambda c: (not c.exact, c.distance, str(c.media_id)))
+    await store.place(tx, member.media_id, group_id, best.media_id, _similarity(best), best.exact)
+    await _announce(tx, member.ref.project_id, member.media_id)
+
+
+def _distance(one: Member, two: Member) -> int:
+    if None in (one.phash, one.dhash, two.phash, two.dhash):
+        return 128
+    return distance(one.phash or 0, two.phash or 0) + distance(one.dhash or 0, two.dhash or 0)
+
+
+def _similarity(candidate: Candidate) -> float:
+    """1.0 for the same bytes; else the share of the 128 hash bits that agree."""
+    return 1.0 if candidate.exact else round(1 - candidate.distance / 128, 3)
+
+
+async def _announce(tx: Transaction, project_id: uuid.UUID, media_id: uuid.UUID) -> None:
+    """Publish where a medium stands now."""
+    member = await store.member(tx, project_id, media_id)
+    assert member is not None
+    if member.outcome == Outcome.FAILED:
+        result = MediaDuplicates(
+            media=member.ref,
+            outcome=Outcome.FAILED,
+            reason_code=member.reason_code,
+            reason=member.reason,
+        )
+    else:
+        result = MediaDuplicates(
+            media=member.ref,
+            outcome=Outcome.OK,
+            group_id=member.group_id,
+            closest_media_id=member.closest_media_id,
+            similarity=member.similarity,
+            exact=member.exact,
+        )
+    await publish(tx, result, source=SOURCE)
