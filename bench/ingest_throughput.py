@@ -52,7 +52,6 @@ import pstats
 import random
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -67,16 +66,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 import psutil
 from minio import Minio
 
 from darkroom.common.blobs import Blobs
-from darkroom.common.settings import LOCAL_DATABASE, CommonSettings
+from darkroom.common.settings import CommonSettings
 from darkroom.ingest.content import HEAD_BYTES, has_exif
 
 from . import tus_stages
+from .stack import free_port, fresh_database
 from .tus_load import BigFile, TimedMinio, TusTiming, tus_upload
 from .tus_load import put_direct as put_big_direct
 
@@ -159,20 +158,6 @@ class Gateway:
     process: subprocess.Popen[bytes]
 
 
-@asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """A new database for this run's gateway, dropped afterwards."""
-    admin_url = LOCAL_DATABASE.format(service="ingest").rsplit("/", 1)[0] + "/postgres"
-    name = f"darkroom_bench_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-
-
 @contextmanager
 def gateway_process(
     database_url: str, log: Path, profile: Path | None, stages: Path | None = None
@@ -182,7 +167,7 @@ def gateway_process(
     With ``stages``, the gateway runs as ``python -m bench.tus_stages`` and writes there the
     time each tus PATCH spent in each stage.
     """
-    port = _free_port()
+    port = free_port()
     env = {
         **SERVICE_ENV,
         **os.environ,
@@ -210,12 +195,6 @@ def gateway_process(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -531,7 +510,7 @@ async def started(batch: Batch, profile: Path | None, stages: Path | None) -> As
     """A fresh database, the gateway over it, a capture and a library project with keys."""
     settings = CommonSettings()
     log = Path(tempfile.gettempdir()) / "darkroom-bench-gateway.log"
-    async with fresh_database() as database_url:
+    async with fresh_database("ingest") as database_url:
         with gateway_process(database_url, log, profile, stages) as gateway:
             limits = httpx.Limits(max_connections=batch.at_once)
             async with (

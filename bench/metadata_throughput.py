@@ -50,7 +50,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import struct
 import subprocess
@@ -59,16 +58,15 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -84,13 +82,14 @@ from darkroom.common.events import (
     MediaUploaded,
     cloudevent_headers,
 )
-from darkroom.common.settings import LOCAL_DATABASE, CommonSettings, MetadataSettings
+from darkroom.common.settings import CommonSettings, MetadataSettings
 from darkroom.common.topics import partitions_of, skip_backlog
 from darkroom.metadata.derived import derived_images
 from darkroom.metadata.exif import UnreadableMedia, read_image
 from darkroom.metadata.extract import Hints, extract_image
 
 from . import metadata_stages
+from .stack import free_port, fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -314,20 +313,6 @@ class Service:
     stages: Path | None
 
 
-@asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """A new database for this run's service, dropped afterwards."""
-    admin_url = LOCAL_DATABASE.format(service="metadata").rsplit("/", 1)[0] + "/postgres"
-    name = f"darkroom_bench_metadata_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-
-
 @contextmanager
 def services(
     database_url: str, replicas: int, folder: Path, *, probe: bool, workers: int
@@ -340,7 +325,7 @@ def services(
     started: list[Service] = []
     try:
         for number in range(replicas):
-            port = _free_port()
+            port = free_port()
             env = {
                 **SERVICE_ENV,
                 **os.environ,
@@ -374,12 +359,6 @@ def services(
             except subprocess.TimeoutExpired:
                 service.process.kill()
                 service.process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_ready(service: Service) -> None:
@@ -549,7 +528,7 @@ async def run_service(
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     await producer.start()
     try:
-        async with fresh_database() as database_url:
+        async with fresh_database("metadata") as database_url:
             await skip_backlog(settings, GROUP, TOPICS)
             async with Results(settings) as results:
                 with services(

@@ -41,12 +41,18 @@ FUJI, KODAK = JPEGS / "FujiFilm FinePixS5500.jpg", JPEGS / "Kodak PIXPRO FZ201.j
 
 def reencoded(path: Path, *, scale: float = 0.5, quality: int = 60) -> bytes:
     """The photo as a user's other copy: smaller, recompressed, without its EXIF."""
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        image = image.resize((int(image.width * scale), int(image.height * scale)))
-        out = io.BytesIO()
-        image.save(out, "JPEG", quality=quality)
-        return out.getvalue()
+    with Image.open(path) as file:
+        image = file.convert("RGB")
+    smaller = image.resize((int(image.width * scale), int(image.height * scale)))
+    out = io.BytesIO()
+    smaller.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def together(results: dict[uuid.UUID, Any], one: MediaRef, two: MediaRef) -> bool:
+    """Whether the two media are in the same group."""
+    group = results[one.media_id]["group_id"]
+    return group is not None and results[two.media_id]["group_id"] == group
 
 
 class Dedup:
@@ -198,8 +204,7 @@ async def test_two_replicas_given_copies_at_once_make_one_group(dedup: Dedup) ->
     found = await dedup.latest(*(ref for pair in pairs for ref in pair))
     groups = set()
     for one, two in pairs:
-        assert found[one.media_id]["group_id"] is not None, found[one.media_id]
-        assert found[one.media_id]["group_id"] == found[two.media_id]["group_id"]
+        assert together(found, one, two), (found[one.media_id], found[two.media_id])
         groups.add(found[one.media_id]["group_id"])
     assert len(groups) == len(pairs)
 
@@ -211,7 +216,7 @@ async def test_a_review_keeps_two_media_apart_whatever_comes_later(dedup: Dedup)
     await dedup.latest(first)
     second = await dedup.upload(project, reencoded(FUJI))
     grouped = await dedup.latest(first, second, results=3)
-    assert grouped[first.media_id]["group_id"] == grouped[second.media_id]["group_id"] != None
+    assert together(grouped, first, second)
 
     await dedup.send(
         DedupCommand(
@@ -227,6 +232,6 @@ async def test_a_review_keeps_two_media_apart_whatever_comes_later(dedup: Dedup)
     third = await dedup.upload(project, FUJI.read_bytes())
     fourth = await dedup.upload(project, reencoded(FUJI))
     final = await dedup.latest(first, second, third, fourth, results=9)
-    assert final[third.media_id]["group_id"] == final[first.media_id]["group_id"] != None
-    assert final[fourth.media_id]["group_id"] == final[second.media_id]["group_id"] != None
+    assert together(final, third, first)
+    assert together(final, fourth, second)
     assert final[first.media_id]["group_id"] != final[second.media_id]["group_id"]

@@ -1,10 +1,10 @@
 """Perceptual hashes of a picture, run in a worker process: bytes in, two 64-bit hashes out.
 
 pHash (the low frequencies of a 32x32 DCT) and dHash (the gradients of a 9x8 grid), both from
-``imagehash``, of the picture decoded at reduced size (``imaging.fitted``), upright, with any
-transparency laid on white. A video is hashed by its poster frame. A picture with almost no
-detail (a black frame, a blank page) has no near duplicates worth the name: every such picture
-would hash alike, so it gets no hashes and is matched by its bytes only.
+``imagehash``, of the picture decoded at reduced size (``imaging.fitted``), upright, in grey.
+A video is hashed by its poster frame. A picture with almost no detail (a black frame, a blank
+page) has no near duplicates worth the name: every such picture would hash alike, so it gets
+no hashes and is matched by its bytes only.
 """
 
 from __future__ import annotations
@@ -49,11 +49,7 @@ def distance(a: int, b: int) -> int:
 
 
 def _hashes(image: Image.Image) -> Hashes:
-    if image.mode == "RGBA":
-        white = Image.new("RGB", image.size, (255, 255, 255))
-        white.paste(image, mask=image.getchannel("A"))
-        image = white
-    grey = image.convert("L")
+    grey = image.convert("L")  # transparency dropped, as in a copy saved without it
     if ImageStat.Stat(grey).stddev[0] < FLAT_STDDEV:
         return Hashes(None, None)
     return Hashes(_int(imagehash.phash(grey)), _int(imagehash.dhash(grey)))
