@@ -19,7 +19,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 import asyncpg
@@ -28,7 +28,7 @@ from darkroom.common.db import Database
 from darkroom.common.events import MediaRef
 from darkroom.common.settings import DedupSettings
 from darkroom.dedup import store
-from darkroom.dedup.bands import bands, signed
+from darkroom.dedup.bands import keys, signed
 
 from .stack import fresh_database
 
@@ -39,7 +39,10 @@ SCAN = (
 COPY_BATCH = 100_000
 
 
-def _rows(project: uuid.UUID, count: int, rng: random.Random, stored: list[tuple[int, int]]) -> Any:
+def _rows(
+    project: uuid.UUID, count: int, rng: random.Random, stored: list[tuple[int, int]]
+) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
+    """Rows of ``media`` and of ``media_bands`` for ``count`` synthetic media."""
     ref = MediaRef(
         media_id=uuid.uuid4(),
         project_id=project,
@@ -53,15 +56,19 @@ def _rows(project: uuid.UUID, count: int, rng: random.Random, stored: list[tuple
         phash, dhash = rng.getrandbits(64), rng.getrandbits(64)
         if len(stored) < 10_000:
             stored.append((phash, dhash))
-        yield (
-            uuid.UUID(int=rng.getrandbits(128), version=4),
+        media_id = uuid.UUID(int=rng.getrandbits(128), version=4)
+        medium = (
+            media_id,
             project,
             ref,
             f"{rng.getrandbits(256):064x}",
             signed(phash),
             signed(dhash),
-            *bands(dhash),
             "ok",
+        )
+        yield (
+            medium,
+            [(project, key, media_id, signed(dhash), signed(phash)) for key in keys(dhash)],
         )
 
 
@@ -73,21 +80,19 @@ async def fill(
     stored: list[tuple[int, int]],
 ) -> None:
     rows = _rows(project, count, rng, stored)
-    columns = (
-        "media_id",
-        "project_id",
-        "ref",
-        "sha256",
-        "phash",
-        "dhash",
-        "band0",
-        "band1",
-        "band2",
-        "outcome",
-    )
     while batch := [row for _, row in zip(range(COPY_BATCH), rows, strict=False)]:
-        await conn.copy_records_to_table("media", records=batch, columns=columns)
+        await conn.copy_records_to_table(
+            "media",
+            records=[medium for medium, _ in batch],
+            columns=("media_id", "project_id", "ref", "sha256", "phash", "dhash", "outcome"),
+        )
+        await conn.copy_records_to_table(
+            "media_bands",
+            records=[band for _, bands in batch for band in bands],
+            columns=("project_id", "band", "media_id", "dhash", "phash"),
+        )
     await conn.execute("VACUUM ANALYZE media")
+    await conn.execute("VACUUM ANALYZE media_bands")
 
 
 def _flip(value: int, bits: int, rng: random.Random) -> int:

@@ -128,22 +128,20 @@ def _stripped(path: Path, data: bytes, picture: Image.Image) -> bytes:
     The orientation goes with the EXIF: a stripped photo that relied on it is shown turned.
     """
     if data[:2] == b"\xff\xd8":
-        return _without_app1(data)
+        return without_exif(data)
     return _encode(picture, "JPEG", quality=95)
 
 
-def _without_app1(jpeg: bytes) -> bytes:
-    """The JPEG's bytes without its APP1 (EXIF, XMP) segments."""
-    out, at = bytearray(jpeg[:2]), 2
-    while at + 4 <= len(jpeg) and jpeg[at] == 0xFF:
-        marker = jpeg[at + 1]
-        if marker == 0xDA:  # start of scan: the rest is image data
-            break
-        length = int.from_bytes(jpeg[at + 2 : at + 4], "big")
-        if marker != 0xE1:
-            out += jpeg[at : at + 2 + length]
-        at += 2 + length
-    return bytes(out + jpeg[at:])
+def without_exif(data: bytes) -> bytes:
+    """The same JPEG with its EXIF (APP1) segment removed, the rest byte for byte."""
+    out, i = bytearray(data[:2]), 2
+    while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] not in (0xDA, 0xD9):
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        segment = data[i : i + 2 + length]
+        if not (data[i + 1] == 0xE1 and segment[4:10] == b"Exif\x00\x00"):
+            out += segment
+        i += 2 + length
+    return bytes(out + data[i:])
 
 
 def _encode(picture: Image.Image, format: str, **options: int) -> bytes:

@@ -79,8 +79,10 @@ postgres_start() {
     fi
     say "starting postgres on 127.0.0.1:5432"
     # Without -l, pg_ctl leaves the server writing to its own output: our log file.
+    # shared_buffers: dedup's band index of a million-photo project stays in memory
+    # (128 MB, the default, leaves look-ups at 1 M 44x faster than a scan; 512 MB, 68x).
     as_pg "$bin/pg_ctl" -D "$home/data" -w -t 60 -o "-c listen_addresses=127.0.0.1 -c port=5432 \
-      -c unix_socket_directories='$home' -c max_connections=200" start \
+      -c unix_socket_directories='$home' -c max_connections=200 -c shared_buffers=512MB" start \
       >>"$LOGS/postgres.log" 2>&1 || start_failed postgres "did not start"
   fi
   pg_pid >"$RUN/postgres.pid"

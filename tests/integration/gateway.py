@@ -68,18 +68,6 @@ def jpeg(variant: int = 0) -> bytes:
     return data + variant.to_bytes(4, "big") if variant else data
 
 
-def without_exif(data: bytes) -> bytes:
-    """The same JPEG with its EXIF (APP1) segment removed."""
-    out, i = bytearray(data[:2]), 2
-    while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] not in (0xDA, 0xD9):
-        length = int.from_bytes(data[i + 2 : i + 4], "big")
-        segment = data[i : i + 2 + length]
-        if not (data[i + 1] == 0xE1 and segment[4:10] == b"Exif\x00\x00"):
-            out += segment
-        i += 2 + length
-    return bytes(out + data[i:])
-
-
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -11,13 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.dedup_set import without_exif
 from darkroom.common.settings import CommonSettings
 from darkroom.ingest.admin import project as project_with_admin
 from darkroom.ingest.app import STALLED_AFTER
 from darkroom.ingest.store import fail_stalled
 
 from .backbone import eventually, read_topic
-from .gateway import PNG, Gateway, jpeg, sha, without_exif
+from .gateway import PNG, Gateway, jpeg, sha
 
 MB = 1024 * 1024
 

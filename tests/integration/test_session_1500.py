@@ -23,12 +23,13 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from bench.dedup_set import without_exif
 from darkroom.common.events import MediaUploaded, SessionSubmitted
 from darkroom.common.settings import CommonSettings
 from darkroom.ingest.content import HEAD_BYTES, has_exif
 
 from .backbone import eventually
-from .gateway import CORPUS, PNG, Gateway, jpeg, without_exif
+from .gateway import CORPUS, PNG, Gateway, jpeg
 from .test_gateway import _send_half_then_hang_up, add, error, new_project, new_session, put
 
 FILES = 1500

@@ -14,7 +14,7 @@ from PIL import Image
 from darkroom.common.imaging import UnreadableMedia
 from darkroom.common.pool import WorkFailed
 from darkroom.common.settings import DedupSettings
-from darkroom.dedup.bands import WIDTHS, bands, probes, signed, unsigned
+from darkroom.dedup.bands import WIDTHS, bands, keys, probe_keys, probes, signed, unsigned
 from darkroom.dedup.hashing import distance, picture_hashes, video_hashes
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
@@ -34,8 +34,7 @@ def test_every_hash_within_the_distance_shares_a_probed_band(within: int) -> Non
     for _ in range(300):
         stored = rng.getrandbits(64)
         asked = _flip(stored, rng.randint(0, within), rng)
-        probed = probes(asked, within)
-        assert any(band in probed[i] for i, band in enumerate(bands(stored)))
+        assert set(keys(stored)) & set(probe_keys(asked, within))
 
 
 def test_the_probes_are_each_bands_ball_and_nothing_else() -> None:
@@ -44,6 +43,12 @@ def test_the_probes_are_each_bands_ball_and_nothing_else() -> None:
         assert probed[0] == band
         assert len(set(probed)) == len(probed) == sum(comb(width, k) for k in range(3))
         assert all((band ^ other).bit_count() <= 2 for other in probed)
+
+
+def test_keys_of_different_bands_never_collide() -> None:
+    value = (1 << 64) - 1  # every band at its largest
+    assert len(set(keys(value))) == len(WIDTHS)
+    assert max(keys(value)) < 1 << 63  # a bigint
 
 
 def test_hashes_survive_postgresql_bigint() -> None:

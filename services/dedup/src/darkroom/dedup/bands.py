@@ -13,11 +13,13 @@ about one stored hash in two million, and a radius of 2 (distance 8) probes 718 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from itertools import combinations
 
 WIDTHS = (21, 21, 22)
 SHIFTS = (0, 21, 42)
+KEY_SHIFT = max(WIDTHS)  # an index key: band number above the band's value
 
 
 def bands(value: int) -> tuple[int, ...]:
@@ -35,14 +37,38 @@ def probes(value: int, distance: int) -> list[list[int]]:
     ]
 
 
+def keys(value: int) -> list[int]:
+    """The index keys of a hash: each band's value tagged with its band number."""
+    return [_key(number, band) for number, band in enumerate(bands(value))]
+
+
+def probe_keys(value: int, distance: int) -> list[int]:
+    """The index keys to look up for every stored hash within ``distance``."""
+    radius = distance // len(WIDTHS)
+    return [
+        number << KEY_SHIFT | (band ^ mask)
+        for number, (band, width) in enumerate(zip(bands(value), WIDTHS, strict=True))
+        for mask in _masks(width, radius)
+    ]
+
+
+def _key(number: int, band: int) -> int:
+    return number << KEY_SHIFT | band
+
+
 def _ball(value: int, width: int, radius: int) -> Iterator[int]:
     """Every ``width``-bit value within ``radius`` bits of ``value``, ``value`` first."""
-    for flips in range(radius + 1):
-        for positions in combinations(range(width), flips):
-            mask = 0
-            for position in positions:
-                mask |= 1 << position
-            yield value ^ mask
+    return (value ^ mask for mask in _masks(width, radius))
+
+
+@functools.cache
+def _masks(width: int, radius: int) -> tuple[int, ...]:
+    """Every ``width``-bit mask of at most ``radius`` bits set, fewest first."""
+    return tuple(
+        sum(1 << position for position in positions)
+        for flips in range(radius + 1)
+        for positions in combinations(range(width), flips)
+    )
 
 
 def signed(value: int) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 from darkroom.common.db import Transaction
 from darkroom.common.events import MediaRef
-from darkroom.dedup.bands import bands, probes, signed, unsigned
+from darkroom.dedup.bands import keys, probe_keys, signed, unsigned
 from darkroom.dedup.hashing import Hashes
 
 # Advisory locks of this service live under this first key; the second is the project's.
@@ -62,14 +62,11 @@ async def save(
     """Record a medium's hashes (or why it has none); its group is kept on a new reading."""
     phash = hashes.phash if hashes else None
     dhash = hashes.dhash if hashes else None
-    band = bands(dhash) if dhash is not None else (None, None, None)
     await tx.execute(
-        "INSERT INTO media (media_id, project_id, ref, sha256, phash, dhash, band0, band1, band2,"
-        " outcome, reason_code, reason)"
-        " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        "INSERT INTO media (media_id, project_id, ref, sha256, phash, dhash, outcome,"
+        " reason_code, reason) VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9)"
         " ON CONFLICT (media_id) DO UPDATE SET ref = EXCLUDED.ref, sha256 = EXCLUDED.sha256,"
-        " phash = EXCLUDED.phash, dhash = EXCLUDED.dhash, band0 = EXCLUDED.band0,"
-        " band1 = EXCLUDED.band1, band2 = EXCLUDED.band2, outcome = EXCLUDED.outcome,"
+        " phash = EXCLUDED.phash, dhash = EXCLUDED.dhash, outcome = EXCLUDED.outcome,"
         " reason_code = EXCLUDED.reason_code, reason = EXCLUDED.reason, updated_at = now()",
         ref.media_id,
         ref.project_id,
@@ -77,11 +74,20 @@ async def save(
         sha256,
         signed(phash) if phash is not None else None,
         signed(dhash) if dhash is not None else None,
-        *band,
         "failed" if failure else "ok",
         failure[0] if failure else None,
         failure[1] if failure else None,
     )
+    await tx.execute("DELETE FROM media_bands WHERE media_id = $1", ref.media_id)
+    if phash is not None and dhash is not None and failure is None:
+        await tx.executemany(
+            "INSERT INTO media_bands (project_id, band, media_id, dhash, phash)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            [
+                (ref.project_id, key, ref.media_id, signed(dhash), signed(phash))
+                for key in keys(dhash)
+            ],
+        )
 
 
 async def member(tx: Transaction, project_id: uuid.UUID, media_id: uuid.UUID) -> Member | None:
@@ -138,18 +144,17 @@ async def near(
     phash_distance: int,
 ) -> list[Any]:
     """Rows (``media_id``, ``group_id``, ``dd``, ``pd``) within both distances, by the bands."""
-    zero, one, two = probes(dhash, dhash_distance)
     return list(
         await tx.fetch(
-            "SELECT media_id, group_id, dd, pd FROM ("
-            "  SELECT media_id, group_id, bit_count((dhash # $5)::bit(64)) AS dd,"
-            "   bit_count((phash # $6)::bit(64)) AS pd FROM media"
-            "  WHERE project_id = $1 AND (band0 = ANY($2) OR band1 = ANY($3) OR band2 = ANY($4))"
-            " ) AS banded WHERE dd <= $7 AND pd <= $8",
+            "SELECT media.media_id, media.group_id, near.dd, near.pd FROM ("
+            "  SELECT DISTINCT media_id, dd, pd FROM ("
+            "   SELECT media_id, bit_count((dhash # $3)::bit(64)) AS dd,"
+            "    bit_count((phash # $4)::bit(64)) AS pd"
+            "   FROM media_bands WHERE project_id = $1 AND band = ANY($2)"
+            "  ) AS banded WHERE dd <= $5 AND pd <= $6"
+            " ) AS near JOIN media USING (media_id)",
             project_id,
-            zero,
-            one,
-            two,
+            probe_keys(dhash, dhash_distance),
             signed(dhash),
             signed(phash),
             dhash_distance,

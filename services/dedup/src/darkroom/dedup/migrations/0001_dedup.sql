@@ -7,9 +7,6 @@ CREATE TABLE media (
     sha256            text        NOT NULL,
     phash             bigint,                -- unsigned 64-bit hashes stored as signed
     dhash             bigint,
-    band0             int,                   -- dHash split in three (darkroom.dedup.bands)
-    band1             int,
-    band2             int,
     outcome           text        NOT NULL CHECK (outcome IN ('ok', 'failed')),
     reason_code       text,
     reason            text,
@@ -20,10 +17,20 @@ CREATE TABLE media (
     updated_at        timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX media_sha256 ON media (project_id, sha256);
-CREATE INDEX media_band0 ON media (project_id, band0) WHERE band0 IS NOT NULL;
-CREATE INDEX media_band1 ON media (project_id, band1) WHERE band1 IS NOT NULL;
-CREATE INDEX media_band2 ON media (project_id, band2) WHERE band2 IS NOT NULL;
 CREATE INDEX media_group ON media (group_id) WHERE group_id IS NOT NULL;
+
+-- The multi-index (darkroom.dedup.bands): one row per band of each medium's dHash, keyed by
+-- band number and value, carrying both hashes so that a look-up reads the index alone. Rows
+-- are only inserted and deleted, never updated, so the index stays all-visible.
+CREATE TABLE media_bands (
+    project_id  uuid    NOT NULL,
+    band        bigint  NOT NULL,
+    media_id    uuid    NOT NULL,
+    dhash       bigint  NOT NULL,
+    phash       bigint  NOT NULL
+);
+CREATE INDEX media_bands_lookup ON media_bands (project_id, band) INCLUDE (media_id, dhash, phash);
+CREATE INDEX media_bands_media ON media_bands (media_id);
 
 -- A user's review: these two are not duplicates, whatever is uploaded later.
 CREATE TABLE not_duplicates (
