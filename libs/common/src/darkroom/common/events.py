@@ -249,6 +249,29 @@ class Tag(BaseModel):
     source: TagSource = Field(description="Where the tag came from.", examples=["folder"])
 
 
+class Face(BaseModel):
+    """A face found in a medium, and the person it belongs to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    face_id: uuid.UUID = Field(
+        description="The face, for a user's correction.",
+        examples=["5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"],
+    )
+    person_id: uuid.UUID | None = Field(
+        None,
+        description="The person it belongs to; none after a user removed it from one.",
+        examples=["3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"],
+    )
+    person_name: str | None = Field(
+        None, description="The person's name, once a user gave one.", examples=["Ada"]
+    )
+    box: tuple[float, float, float, float] = Field(
+        description="Left, top, right, bottom, as shares (0-1) of the upright picture.",
+        examples=[[0.41, 0.2, 0.58, 0.45]],
+    )
+
+
 class MediaTags(StepResult):
     """The complete set of a medium's tags (a later event replaces an earlier one)."""
 
@@ -257,6 +280,9 @@ class MediaTags(StepResult):
     producer: ClassVar[str] = "tagging"
 
     tags: list[Tag] = Field(default_factory=list, description="Every tag of the medium.")
+    faces: list[Face] = Field(
+        default_factory=list, description="The faces found, when AI tagging was on."
+    )
 
 
 class FileOutcome(BaseModel):

@@ -154,6 +154,45 @@ class TaggingSettings(ServiceSettings):
         "Tagging's PostgreSQL.",
     )
     http_port: int = _own("tagging", "http_port", 8003, "Port of /healthz and /readyz.")
+    workers: int = _own("tagging", "workers", 2, "Processes that run face and safety models.")
+    analysis_timeout_seconds: float = _own(
+        "tagging", "analysis_timeout_seconds", 120.0, "Time one file's AI analysis may take."
+    )
+    max_image_bytes: int = _own(
+        "tagging",
+        "max_image_bytes",
+        256 * 1024 * 1024,
+        "Largest image read into memory for AI tagging; a larger one fails with a reason.",
+    )
+    face_image_size: int = _own(
+        "tagging",
+        "face_image_size",
+        1024,
+        "Long side, in pixels, of the picture faces are looked for in.",
+    )
+    face_upsample: int = _own(
+        "tagging",
+        "face_upsample",
+        1,
+        "Times dlib's detector doubles the picture first: 1 finds faces down to ~40 px.",
+    )
+    # Measured on corpus/faces (bench/RESULTS.md): photos of one person lie within 0.52 of
+    # each other, of two people 0.71 apart or more. dlib's own guidance is 0.6.
+    face_distance: float = _own(
+        "tagging",
+        "face_distance",
+        0.6,
+        "Largest embedding distance at which a face joins a person.",
+    )
+    safety_min_score: float = _own(
+        "tagging", "safety_min_score", 0.5, "Least nudenet score for a label to count."
+    )
+    recluster_interval_seconds: float = _own(
+        "tagging",
+        "recluster_interval_seconds",
+        600.0,
+        "How often faces are re-clustered (never undoing a user's decision).",
+    )
 
 
 class NotifySettings(ServiceSettings):

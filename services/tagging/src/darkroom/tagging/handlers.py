@@ -1,0 +1,201 @@
+"""Media uploaded in, their tags out; persons kept per project, and a user's word is final.
+
+Every medium gets its folder and session tags. With AI tagging on, its faces join persons —
+the nearest person of the project within ``face_distance`` of the face, else a new unnamed
+one — and exposed content makes it ``sensitive``. A named person's media carry
+``person:<name>``; naming, merging or removing a face republishes every medium it touches.
+The periodic re-clustering moves only faces no user has placed, never into a person a user
+took them from, and never renames or drops a named person.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import unicodedata
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+from minio.error import S3Error
+
+from darkroom.common.db import Database, Transaction, publish
+from darkroom.common.events import (
+    Face,
+    MediaRef,
+    MediaTags,
+    MediaUploaded,
+    MergePersons,
+    NamePerson,
+    Outcome,
+    RemoveFace,
+    Tag,
+    TaggingCommand,
+    TagSource,
+)
+from darkroom.common.imaging import UnreadableMedia
+from darkroom.common.pool import WorkFailed
+from darkroom.common.settings import TaggingSettings
+from darkroom.tagging import store
+from darkroom.tagging.analysis import Analysis
+from darkroom.tagging.folders import folder_tags, session_tags
+from darkroom.tagging.worker import Analyser
+
+SOURCE = "darkroom/tagging"
+# A face moves to another person in re-clustering only when that one is this much nearer.
+RECLUSTER_MARGIN = 0.05
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Deps:
+    analyser: Analyser
+    settings: TaggingSettings
+
+
+async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None:
+    ref = event.media
+    tags = folder_tags(ref.relative_path) + session_tags(event.source, event.view_name)
+    analysis: Analysis | None = None
+    failure: tuple[str, str] | None = None
+    if ref.ai_tagging:
+        try:
+            analysis = await deps.analyser.analyse(event)
+        except (UnreadableMedia, WorkFailed) as error:
+            failure = (error.code, error.message)
+        except S3Error as error:
+            if error.code not in {"NoSuchKey", "NoSuchObject"}:
+                raise
+            failure = ("missing_original", "The original file is not in storage.")
+    if analysis is not None and analysis.sensitive:
+        tags += [Tag(name="sensitive", source=TagSource.AI_SAFETY)] + [
+            Tag(name=f"sensitive:{label.lower()}", source=TagSource.AI_SAFETY)
+            for label in analysis.sensitive
+        ]
+    await store.lock_project(tx, ref.project_id)
+    await store.save_medium(tx, ref, tags, failure)
+    if analysis is not None:
+        touched = await store.drop_faces(tx, ref.media_id)  # read again: found again
+        for found in analysis.faces:
+            embedding = np.array(found.embedding)
+            match = _nearest(embedding, await store.persons(tx, ref.project_id), None)
+            if match is not None and match[1] <= deps.settings.face_distance:
+                person_id = match[0]
+            else:
+                person_id = await store.new_person(tx, ref.project_id, embedding)
+            await store.add_face(tx, ref, found, person_id)
+            touched.add(person_id)
+        for person_id in touched:
+            await store.refresh_person(tx, person_id)
+    await announce(tx, ref.media_id)
+
+
+async def on_command(command: TaggingCommand, tx: Transaction, deps: Deps) -> None:
+    """A user's correction; ids of another project are ignored as unknown."""
+    project_id, what = command.project_id, command.command
+    await store.lock_project(tx, project_id)
+    affected: set[uuid.UUID] = set()
+    if isinstance(what, NamePerson):
+        name = unicodedata.normalize("NFC", what.name).strip()
+        if not name or await store.person(tx, project_id, what.person_id) is None:
+            log.warning("name_person: unknown person or empty name", extra={"id": what.person_id})
+            return
+        await store.name_person(tx, what.person_id, name)
+        affected = await store.media_of_persons(tx, {what.person_id})
+    elif isinstance(what, MergePersons):
+        kept = await store.person(tx, project_id, what.person_id)
+        gone = await store.person(tx, project_id, what.other_person_id)
+        if kept is None or gone is None or kept["person_id"] == gone["person_id"]:
+            log.warning("merge_persons: unknown persons", extra={"id": what.person_id})
+            return
+        affected = await store.media_of_persons(tx, {kept["person_id"], gone["person_id"]})
+        faces = [
+            f.face_id
+            for f in await store.faces_of_project(tx, project_id)
+            if f.person_id == gone["person_id"]
+        ]
+        await store.move_faces(tx, faces, kept["person_id"], decided=True)
+        if kept["name"] is None and gone["name"] is not None:
+            await store.name_person(tx, kept["person_id"], gone["name"])
+        await store.delete_person(tx, gone["person_id"])
+        await store.refresh_person(tx, kept["person_id"])
+    elif isinstance(what, RemoveFace):
+        face = await store.face(tx, project_id, what.face_id)
+        if face is None or face.person_id is None:
+            log.warning("remove_face: unknown face", extra={"id": what.face_id})
+            return
+        await store.move_faces(
+            tx, [face.face_id], None, decided=True, rejected_person=face.person_id
+        )
+        await store.refresh_person(tx, face.person_id)
+        affected = {face.media_id}
+    for media_id in sorted(affected):
+        await announce(tx, media_id)
+
+
+async def recluster(db: Database, settings: TaggingSettings) -> None:
+    """Move faces no user placed to a clearly nearer person; republish what changed."""
+    async with db.transaction() as tx:
+        projects = await store.projects_with_faces(tx)
+    for project_id in projects:
+        async with db.transaction() as tx:
+            await store.lock_project(tx, project_id)
+            persons = await store.persons(tx, project_id)
+            centroids = {p.person_id: p.centroid for p in persons}
+            moved: dict[uuid.UUID, list[uuid.UUID]] = {}
+            touched: set[uuid.UUID] = set()
+            affected: set[uuid.UUID] = set()
+            for face in await store.faces_of_project(tx, project_id):
+                if face.decided or face.person_id not in centroids:
+                    continue
+                own = float(np.linalg.norm(face.embedding - centroids[face.person_id]))
+                match = _nearest(face.embedding, persons, face.rejected_person)
+                if (
+                    match is not None
+                    and match[0] != face.person_id
+                    and match[1] <= settings.face_distance
+                    and match[1] < own - RECLUSTER_MARGIN
+                ):
+                    moved.setdefault(match[0], []).append(face.face_id)
+                    touched |= {match[0], face.person_id}
+                    affected.add(face.media_id)
+            for person_id, faces in moved.items():
+                await store.move_faces(tx, faces, person_id, decided=False)
+            for person_id in touched:
+                await store.refresh_person(tx, person_id)
+            for media_id in sorted(affected):
+                await announce(tx, media_id)
+            if affected:
+                log.info("re-clustered", extra={"project_id": project_id, "media": len(affected)})
+
+
+def _nearest(
+    embedding: np.ndarray, persons: list[store.Person], excluded: uuid.UUID | None
+) -> tuple[uuid.UUID, float] | None:
+    candidates = [p for p in persons if p.person_id != excluded]
+    if not candidates:
+        return None
+    distances = np.linalg.norm(np.stack([p.centroid for p in candidates]) - embedding, axis=1)
+    best = int(np.argmin(distances))
+    return candidates[best].person_id, float(distances[best])
+
+
+async def announce(tx: Transaction, media_id: uuid.UUID) -> None:
+    """Publish a medium's complete tags and faces as they stand now."""
+    row = await store.medium(tx, media_id)
+    faces = await store.faces_of_medium(tx, media_id)
+    tags = [Tag.model_validate(tag) for tag in json.loads(row["tags"])]
+    names = sorted({f.person_name for f in faces if f.person_name})
+    tags += [Tag(name=f"person:{name}", source=TagSource.AI_FACE) for name in names]
+    result = MediaTags(
+        media=MediaRef.model_validate_json(row["ref"]),
+        outcome=Outcome(row["outcome"]),
+        reason_code=row["reason_code"],
+        reason=row["reason"],
+        tags=tags,
+        faces=[
+            Face(face_id=f.face_id, person_id=f.person_id, person_name=f.person_name, box=f.box)
+            for f in faces
+        ],
+    )
+    await publish(tx, result, source=SOURCE)

@@ -1,0 +1,54 @@
+"""AI analysis of one picture: faces found and embedded, content judged, bad input refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from darkroom.common.imaging import UnreadableMedia
+from darkroom.common.settings import TaggingSettings
+from darkroom.tagging.analysis import Options, analyse_picture, analyse_video
+
+FACES = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "faces"
+SETTINGS = TaggingSettings()
+OPTIONS = Options(SETTINGS.face_image_size, SETTINGS.face_upsample, SETTINGS.safety_min_score)
+
+
+def test_two_people_are_two_faces_and_each_is_who_they_are() -> None:
+    two = analyse_picture((FACES / "two_people.jpg").read_bytes(), OPTIONS)
+    biden = analyse_picture((FACES / "people" / "biden" / "biden2.jpg").read_bytes(), OPTIONS)
+    obama = analyse_picture((FACES / "people" / "obama" / "obama2.jpg").read_bytes(), OPTIONS)
+    assert len(two.faces) == 2 and len(biden.faces) == len(obama.faces) == 1
+    for face in two.faces:
+        left, top, right, bottom = face.box
+        assert 0 <= left < right <= 1 and 0 <= top < bottom <= 1
+        assert len(face.embedding) == 128
+
+    def distance(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+        return float(np.linalg.norm(np.array(a) - np.array(b)))
+
+    limit = SETTINGS.face_distance
+    to_biden = sorted(distance(f.embedding, biden.faces[0].embedding) for f in two.faces)
+    to_obama = sorted(distance(f.embedding, obama.faces[0].embedding) for f in two.faces)
+    assert to_biden[0] < limit < to_biden[1]  # one of the two is Biden, the other is not
+    assert to_obama[0] < limit < to_obama[1]
+    assert two.sensitive == []
+
+
+def test_a_picture_without_people_has_no_faces(tmp_path: Path) -> None:
+    landscape = FACES.parents[0] / "cameras" / "jpg" / "Kodak PIXPRO FZ201.jpg"
+    found = analyse_picture(landscape.read_bytes(), OPTIONS)
+    assert found.faces == [] and found.sensitive == []
+
+
+def test_a_video_is_analysed_by_its_poster_frame() -> None:
+    found = analyse_video(str(FACES / "short_hamilton_clip.mp4"), OPTIONS)
+    assert len(found.faces) >= 1
+
+
+def test_bytes_that_are_no_picture_are_refused_with_a_reason() -> None:
+    with pytest.raises(UnreadableMedia) as raised:
+        analyse_picture(b"not a picture", OPTIONS)
+    assert raised.value.code == "unknown_image_format"
