@@ -3,35 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
-import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from darkroom.common.events import (
     DedupCommand,
-    Event,
     MediaDuplicates,
     MediaRef,
-    MediaUploaded,
     NotDuplicate,
-    cloudevent_headers,
-    dlq_topic,
 )
-from darkroom.common.runtime import Runtime
 from darkroom.common.settings import CommonSettings, DedupSettings
-from darkroom.common.topics import skip_backlog
 from darkroom.dedup.app import create_runtime
 
-from .backbone import eventually, read_topic
-from .conftest import create_topics
+from .consumers import Consumer, consumer
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 JPEGS = CORPUS / "cameras" / "jpg"
@@ -55,94 +45,25 @@ def together(results: dict[uuid.UUID, Any], one: MediaRef, two: MediaRef) -> boo
     return group is not None and results[two.media_id]["group_id"] == group
 
 
-class Dedup:
-    """Dedup replicas in this process, sharing a consumer group and a database."""
-
-    def __init__(self, settings: CommonSettings, name: str, database_url: str) -> None:
-        self.settings = settings
-        probe = type(
-            "ProbeDedupSettings",
-            (DedupSettings,),
-            {"service": name, "__annotations__": {"service": ClassVar[str]}},
-        )
-        self.make = lambda: create_runtime(
-            probe(**settings.model_dump(), database_url=database_url, http_port=0, workers=2)
-        )
-        self.replicas: list[Runtime] = []
-
-    async def start(self, replicas: int) -> None:
-        for _ in range(replicas):
-            runtime = self.make()
-            await runtime.start()
-            self.replicas.append(runtime)
-
-    async def upload(self, project_id: uuid.UUID, data: bytes, path: str = "a/b.jpg") -> MediaRef:
-        """Store an original and announce it, as the gateway does."""
-        runtime = self.replicas[0]
-        media_id = uuid.uuid4()
-        ref = MediaRef(
-            media_id=media_id,
-            project_id=project_id,
-            session_id=uuid.uuid4(),
-            object_key=f"{project_id}/{media_id}/original",
-            relative_path=path,
-            ai_tagging=False,
-            classification="UNCLASSIFIED",
-        )
-        await runtime.blobs.put_bytes("originals", ref.object_key, data)
-        await self.send(
-            MediaUploaded(
-                media=ref,
-                sha256=hashlib.sha256(data).hexdigest(),
-                size=len(data),
-                content_type="image/jpeg",
-                session_capture_date=date(2024, 5, 17),
-                project_timezone="Europe/Paris",
-                source="drone",
-                view_name="Castle",
-                uploaded_at=datetime.now(UTC),
-            )
-        )
-        return ref
-
-    async def send(self, event: Event) -> None:
-        await self.replicas[0].broker.publish(
-            event.model_dump_json().encode(),
-            event.topic,
-            key=event.key().encode(),
-            headers=cloudevent_headers(event, source="darkroom/test"),
-        )
-
-    async def latest(self, *refs: MediaRef, results: int | None = None) -> dict[uuid.UUID, Any]:
-        """The latest result of each medium, once each has one (and ``results`` in all)."""
-        wanted = {str(ref.media_id): ref.media_id for ref in refs}
-
-        async def found() -> dict[uuid.UUID, Any] | None:
-            records = await read_topic(self.settings, MediaDuplicates.topic, 1, everything=True)
-            mine = [r for r in records if r.key.decode() in wanted]
-            latest = {wanted[r.key.decode()]: json.loads(r.value) for r in mine}
-            if len(latest) < len(wanted) or (results is not None and len(mine) < results):
-                return None
-            return latest
-
-        return dict(await eventually(found, timeout=90))
-
-
 @pytest.fixture
 async def dedup(
     settings: CommonSettings, new_database: Callable[[], Awaitable[str]], unique: str
-) -> AsyncIterator[Dedup]:
-    name = f"dedup-test-{unique}"
-    await create_topics(settings, dlq_topic(name))
-    await skip_backlog(settings, name, (MediaUploaded.topic, DedupCommand.topic))
-    service = Dedup(settings, name, await new_database())
-    yield service
-    for runtime in service.replicas:
-        await runtime.stop()
+) -> AsyncIterator[Consumer]:
+    async with consumer(
+        settings,
+        new_database,
+        unique,
+        DedupSettings,
+        create_runtime,
+        MediaDuplicates,
+        DedupCommand,
+        workers=2,
+    ) as service:
+        yield service
 
 
 async def test_exact_and_near_copies_share_a_group_and_other_photos_do_not(
-    dedup: Dedup,
+    dedup: Consumer,
 ) -> None:
     await dedup.start(1)
     project, elsewhere = uuid.uuid4(), uuid.uuid4()
@@ -179,7 +100,7 @@ async def test_exact_and_near_copies_share_a_group_and_other_photos_do_not(
     assert found[other_project.media_id]["group_id"] is None  # groups never cross projects
 
 
-async def test_a_broken_file_fails_alone_and_the_service_goes_on(dedup: Dedup) -> None:
+async def test_a_broken_file_fails_alone_and_the_service_goes_on(dedup: Consumer) -> None:
     await dedup.start(1)
     project = uuid.uuid4()
     broken = await dedup.upload(project, KODAK.read_bytes()[:4096])  # cut off in its pixels
@@ -191,7 +112,7 @@ async def test_a_broken_file_fails_alone_and_the_service_goes_on(dedup: Dedup) -
     assert all(replica.policy.halted is None for replica in dedup.replicas)
 
 
-async def test_two_replicas_given_copies_at_once_make_one_group(dedup: Dedup) -> None:
+async def test_two_replicas_given_copies_at_once_make_one_group(dedup: Consumer) -> None:
     """Each pair of copies is handled by the two replicas at the same moment."""
     await dedup.start(2)
     await asyncio.sleep(3)  # both members of the group before the uploads
@@ -209,7 +130,7 @@ async def test_two_replicas_given_copies_at_once_make_one_group(dedup: Dedup) ->
     assert len(groups) == len(pairs)
 
 
-async def test_a_review_keeps_two_media_apart_whatever_comes_later(dedup: Dedup) -> None:
+async def test_a_review_keeps_two_media_apart_whatever_comes_later(dedup: Consumer) -> None:
     await dedup.start(1)
     project = uuid.uuid4()
     first = await dedup.upload(project, FUJI.read_bytes())

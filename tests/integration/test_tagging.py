@@ -1,0 +1,200 @@
+"""The tagging service on the real stack: folder and session tags, persons, corrections."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from darkroom.common.events import (
+    MediaRef,
+    MediaTags,
+    MergePersons,
+    NamePerson,
+    RemoveFace,
+    TaggingCommand,
+)
+from darkroom.common.settings import CommonSettings, TaggingSettings
+from darkroom.tagging.app import create_runtime
+from darkroom.tagging.handlers import recluster
+
+from .backbone import eventually
+from .consumers import Consumer, consumer
+
+FACES = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "faces"
+PEOPLE = FACES / "people"
+# Who is in each photo of the faces folder outside people/ (looked at, and the file names).
+ROOT_TRUTH = {
+    "alex-lacamoire.png": {"alex_lacamoire"},
+    "biden.jpg": {"biden"},
+    "lin-manuel-miranda.png": set(),  # in no people/ folder: nobody names him
+    "obama-1080p.jpg": {"obama"},
+    "obama-240p.jpg": {"obama"},
+    "obama-480p.jpg": {"obama"},
+    "obama-720p.jpg": {"obama"},
+    "obama.jpg": {"obama"},
+    "obama2.jpg": {"obama"},
+    "obama_small.jpg": {"obama"},
+    "two_people.jpg": {"biden", "obama"},
+}
+
+
+def person_tags(result: dict[str, Any]) -> set[str]:
+    return {
+        tag["name"].removeprefix("person:")
+        for tag in result["tags"]
+        if tag["name"].startswith("person:")
+    }
+
+
+@pytest.fixture
+async def tagging(
+    settings: CommonSettings, new_database: Callable[[], Awaitable[str]], unique: str
+) -> AsyncIterator[Consumer]:
+    async with consumer(
+        settings,
+        new_database,
+        unique,
+        TaggingSettings,
+        create_runtime,
+        MediaTags,
+        TaggingCommand,
+        workers=2,
+    ) as service:
+        await service.start()
+        yield service
+
+
+async def test_folders_and_the_session_give_tags_and_nothing_else_without_ai(
+    tagging: Consumer,
+) -> None:
+    ref = await tagging.upload(
+        uuid.uuid4(), (FACES / "obama.jpg").read_bytes(), "Project A/Camera B/2024/image.jpg"
+    )
+    [result] = (await tagging.latest(ref)).values()
+    assert result["outcome"] == "ok"
+    assert result["tags"] == [
+        {"name": "Project A", "source": "folder"},
+        {"name": "Camera B", "source": "folder"},
+        {"name": "2024", "source": "folder"},
+        {"name": "drone", "source": "session"},
+        {"name": "Castle", "source": "session"},
+    ]
+    assert result["faces"] == []  # AI tagging was off: no face looked for
+
+
+async def test_naming_one_photo_of_each_person_tags_all_their_photos(tagging: Consumer) -> None:
+    project = uuid.uuid4()
+    truth: dict[uuid.UUID, set[str]] = {}
+    refs: list[MediaRef] = []
+    first: dict[str, MediaRef] = {}
+    for folder in sorted(PEOPLE.iterdir()):
+        for photo in sorted(folder.iterdir()):
+            ref = await tagging.upload(project, photo.read_bytes(), photo.name, ai_tagging=True)
+            truth[ref.media_id] = {folder.name}
+            refs.append(ref)
+            first.setdefault(folder.name, ref)
+    for name, people in ROOT_TRUTH.items():
+        ref = await tagging.upload(project, (FACES / name).read_bytes(), name, ai_tagging=True)
+        truth[ref.media_id] = people
+        refs.append(ref)
+    analysed = await tagging.latest(*refs, timeout=180)
+    for name, ref in first.items():  # the user names one photo of each person
+        [face] = analysed[ref.media_id]["faces"]
+        person = uuid.UUID(face["person_id"])
+        await tagging.send(
+            TaggingCommand(project_id=project, command=NamePerson(person_id=person, name=name))
+        )
+
+    async def named() -> dict[uuid.UUID, Any] | None:
+        now = await tagging.latest(*refs)
+        return now if all(truth[m] <= person_tags(r) for m, r in now.items()) else None
+
+    results = await eventually(named, timeout=120)
+    for media_id, result in results.items():  # the right persons, and no wrong one
+        assert person_tags(result) == truth[media_id], result["media"]["relative_path"]
+        assert all(t["source"] == "ai.face" for t in result["tags"] if "person:" in t["name"])
+
+
+async def test_a_removed_face_stays_removed_through_re_clustering(tagging: Consumer) -> None:
+    project = uuid.uuid4()
+    one = await tagging.upload(
+        project, (PEOPLE / "obama" / "obama.jpg").read_bytes(), "a.jpg", ai_tagging=True
+    )
+    await tagging.latest(one, timeout=120)
+    two = await tagging.upload(
+        project, (PEOPLE / "obama" / "obama2.jpg").read_bytes(), "b.jpg", ai_tagging=True
+    )
+    found = await tagging.latest(one, two, timeout=120)
+    [face_one], [face_two] = found[one.media_id]["faces"], found[two.media_id]["faces"]
+    assert face_one["person_id"] == face_two["person_id"]  # one person, found alone
+    person = uuid.UUID(face_one["person_id"])
+    await tagging.send(
+        TaggingCommand(project_id=project, command=NamePerson(person_id=person, name="Barack"))
+    )
+    await tagging.send(
+        TaggingCommand(
+            project_id=project, command=RemoveFace(face_id=uuid.UUID(face_two["face_id"]))
+        )
+    )
+
+    async def removed() -> dict[uuid.UUID, Any] | None:
+        now = await tagging.latest(one, two)
+        return now if now[two.media_id]["faces"][0]["person_id"] is None else None
+
+    await eventually(removed, timeout=60)
+    runtime = tagging.replicas[0]
+    settings = TaggingSettings(face_distance=0.6)
+    await recluster(runtime.db, settings)  # what the periodic pass does
+    final = await tagging.latest(one, two)
+    assert person_tags(final[one.media_id]) == {"Barack"}
+    assert person_tags(final[two.media_id]) == set()  # the user's word holds
+    assert final[two.media_id]["faces"][0]["person_id"] is None
+
+
+async def test_merging_two_persons_tags_the_photos_of_both(
+    settings: CommonSettings, new_database: Callable[[], Awaitable[str]], unique: str
+) -> None:
+    # So strict a distance that every face starts a person of its own.
+    async with consumer(
+        settings,
+        new_database,
+        unique,
+        TaggingSettings,
+        create_runtime,
+        MediaTags,
+        TaggingCommand,
+        workers=2,
+        face_distance=0.01,
+    ) as tagging:
+        await tagging.start()
+        project = uuid.uuid4()
+        one = await tagging.upload(
+            project, (PEOPLE / "biden" / "biden.jpg").read_bytes(), "a.jpg", ai_tagging=True
+        )
+        two = await tagging.upload(
+            project, (PEOPLE / "biden" / "biden2.jpg").read_bytes(), "b.jpg", ai_tagging=True
+        )
+        found = await tagging.latest(one, two, timeout=120)
+        first = uuid.UUID(found[one.media_id]["faces"][0]["person_id"])
+        second = uuid.UUID(found[two.media_id]["faces"][0]["person_id"])
+        assert first != second
+        await tagging.send(
+            TaggingCommand(project_id=project, command=NamePerson(person_id=first, name="Joe"))
+        )
+        await tagging.send(
+            TaggingCommand(
+                project_id=project, command=MergePersons(person_id=first, other_person_id=second)
+            )
+        )
+
+        async def merged() -> dict[uuid.UUID, Any] | None:
+            now = await tagging.latest(one, two)
+            return now if person_tags(now[two.media_id]) == {"Joe"} else None
+
+        final = await eventually(merged, timeout=60)
+        assert person_tags(final[one.media_id]) == {"Joe"}
+        assert final[two.media_id]["faces"][0]["person_id"] == str(first)
