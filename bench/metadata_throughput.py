@@ -49,7 +49,6 @@ import json
 import os
 import resource
 import shutil
-import signal
 import statistics
 import struct
 import subprocess
@@ -67,10 +66,8 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-import httpx
 import psutil
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from PIL import Image
@@ -83,13 +80,13 @@ from darkroom.common.events import (
     cloudevent_headers,
 )
 from darkroom.common.settings import CommonSettings, MetadataSettings
-from darkroom.common.topics import partitions_of, skip_backlog
+from darkroom.common.topics import skip_backlog
 from darkroom.metadata.derived import derived_images
 from darkroom.metadata.exif import UnreadableMedia, read_image
 from darkroom.metadata.extract import Hints, extract_image
 
 from . import metadata_stages
-from .stack import free_port, fresh_database
+from .stack import Results, Service, fresh_database, service_processes, wait_group
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -101,8 +98,6 @@ ORIENTATION = 6
 UPRIGHT = (3000, 4000)
 EXIF_SETS = ("exif-samples", "cameras")
 EXIF_SUFFIXES = {".jpg", ".jpeg", ".heic", ".heif"}
-SERVICE_ENV = {"MALLOC_ARENA_MAX": "2"}
-"""As deploy/local/supervise.py and the Dockerfiles run the services (the caller's wins)."""
 GROUP = MetadataSettings.service
 TOPICS = (MediaUploaded.topic, MediaReprocess.topic)
 """The topics the service's group reads: ``workers`` consumers of the first, one of the second."""
@@ -305,147 +300,21 @@ def _with_children(processes: list[psutil.Process]) -> list[psutil.Process]:
 # --- the service, as its own processes ---------------------------------------------------------
 
 
-@dataclass
-class Service:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    stages: Path | None
-
-
 @contextmanager
 def services(
-    database_url: str, replicas: int, folder: Path, *, probe: bool, workers: int
+    database_url: str, replicas: int, *, probe: bool, workers: int
 ) -> Iterator[list[Service]]:
-    """``replicas`` service processes on free ports, ready; stopped with SIGINT, as Ctrl-C would.
-
-    With ``probe``, each runs as ``python -m bench.metadata_stages`` and writes the stages of
-    its messages to a file of its own.
-    """
-    started: list[Service] = []
-    try:
-        for number in range(replicas):
-            port = free_port()
-            env = {
-                **SERVICE_ENV,
-                **os.environ,
-                "DARKROOM_METADATA_DATABASE_URL": database_url,
-                "DARKROOM_METADATA_HTTP_PORT": str(port),
-                "DARKROOM_METADATA_WORKERS": str(workers),
-            }
-            stages = folder / f"stages-{number}.json" if probe else None
-            if stages:
-                env[metadata_stages.OUT_VARIABLE] = str(stages)
-            module = "bench.metadata_stages" if probe else "darkroom.metadata"
-            log = Path(tempfile.gettempdir()) / f"darkroom-bench-metadata-{number}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", module],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=ROOT,
-                )
-            started.append(Service(f"http://127.0.0.1:{port}", process, log, stages))
-        for service in started:
-            _wait_ready(service)
-        yield started
-    finally:
-        for service in started:
-            service.process.send_signal(signal.SIGINT)
-        for service in started:
-            try:
-                service.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                service.process.kill()
-                service.process.wait()
-
-
-def _wait_ready(service: Service) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            raise SystemExit(
-                f"the service exited ({service.process.returncode}); see {service.log}"
-            )
-        try:
-            if httpx.get(f"{service.url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the service was not ready within 90 s; see {service.log}")
-
-
-async def wait_group(
-    settings: CommonSettings, group: str, members: int, within: float = 90
-) -> None:
-    """Until ``group`` is stable with ``members`` members: no rebalance during the run."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        deadline = time.monotonic() + within
-        state, seen = "", 0
-        while time.monotonic() < deadline:
-            [response] = await admin.describe_consumer_groups([group])
-            described = response.to_object()["groups"][0]
-            state, seen = described["state"], len(described["members"])
-            if state == "Stable" and seen == members:
-                return
-            await asyncio.sleep(0.5)
-        raise SystemExit(
-            f"group {group}: {state} with {seen} members, not {members}, after {within:g} s"
-        )
-    finally:
-        await admin.close()
-
-
-class Results:
-    """Every record of the results topic from now on, by key, with when it arrived."""
-
-    def __init__(self, settings: CommonSettings) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-        )
-        self.arrived: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Results:
-        await self._consumer.start()
-        partitions = await partitions_of(self._consumer, (MediaMetadata.topic,))
-        self._consumer.assign(partitions)
-        await self._consumer.seek_to_end(*partitions)
-        for partition in partitions:  # resolve the positions now, before anything is published
-            await self._consumer.position(partition)
-        self._task = asyncio.create_task(self._read())
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
-
-    async def _read(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=200)
-            now = time.monotonic()
-            for records in batches.values():
-                for record in records:
-                    if record.key is not None and record.value is not None:
-                        self.arrived.setdefault(
-                            record.key.decode(), (now, json.loads(record.value))
-                        )
-
-    async def wait(self, keys: list[str], within: float) -> float:
-        """Until every key's result arrived; returns when the last one did."""
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if all(key in self.arrived for key in keys):
-                return max(self.arrived[key][0] for key in keys)
-            await asyncio.sleep(0.02)
-        missing = sum(key not in self.arrived for key in keys)
-        raise SystemExit(f"{missing} of {len(keys)} results did not arrive within {within:g} s")
+    """``replicas`` metadata processes, ready. With ``probe``, each runs as
+    ``python -m bench.metadata_stages`` and writes the stages of its messages to a file of its
+    own."""
+    env = {
+        "DARKROOM_METADATA_DATABASE_URL": database_url,
+        "DARKROOM_METADATA_WORKERS": str(workers),
+    }
+    module = "bench.metadata_stages" if probe else "darkroom.metadata"
+    own = metadata_stages.OUT_VARIABLE if probe else None
+    with service_processes(module, replicas, env, name="metadata", own=own) as running:
+        yield running
 
 
 def uploaded(photos: Photos, number: int, project: uuid.UUID, session: uuid.UUID) -> MediaUploaded:
@@ -524,16 +393,13 @@ async def run_service(
     """``args.images`` events through ``replicas`` service processes, after a warm-up."""
     probe = args.stages
     project, session = uuid.uuid4(), uuid.uuid4()
-    folder = Path(tempfile.mkdtemp(prefix="darkroom-bench-metadata-stages-"))
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     await producer.start()
     try:
         async with fresh_database("metadata") as database_url:
             await skip_backlog(settings, GROUP, TOPICS)
-            async with Results(settings) as results:
-                with services(
-                    database_url, replicas, folder, probe=probe, workers=args.workers
-                ) as running:
+            async with Results(settings, MediaMetadata.topic) as results:
+                with services(database_url, replicas, probe=probe, workers=args.workers) as running:
                     await wait_group(settings, GROUP, members=replicas * (args.workers + 1))
                     warm = [uploaded(photos, n, project, session) for n in range(args.warmup)]
                     await publish(producer, warm)
@@ -563,7 +429,6 @@ async def run_service(
     finally:
         await producer.stop()
         await asyncio.to_thread(remove_prefix, s3, settings.bucket_derived, f"{project}/")
-        shutil.rmtree(folder, ignore_errors=True)
     return ServiceRun(
         replicas,
         args.images,
