@@ -147,7 +147,7 @@ async def wait_group(
 
 
 class Results:
-    """Every record of a results topic from now on, by key, with when it first arrived."""
+    """A results topic from now on: each key's latest value, and when its first arrived."""
 
     def __init__(self, settings: CommonSettings, topic: str) -> None:
         self._topic = topic
@@ -180,9 +180,9 @@ class Results:
             for records in batches.values():
                 for record in records:
                     if record.key is not None and record.value is not None:
-                        self.arrived.setdefault(
-                            record.key.decode(), (now, json.loads(record.value))
-                        )
+                        key = record.key.decode()
+                        first = self.arrived.get(key)
+                        self.arrived[key] = (first[0] if first else now, json.loads(record.value))
 
     async def wait(self, keys: list[str], within: float) -> float:
         """Until every key's result arrived; returns when the last one did."""
