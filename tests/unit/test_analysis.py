@@ -52,3 +52,27 @@ def test_bytes_that_are_no_picture_are_refused_with_a_reason() -> None:
     with pytest.raises(UnreadableMedia) as raised:
         analyse_picture(b"not a picture", OPTIONS)
     assert raised.value.code == "unknown_image_format"
+
+
+def test_only_exposed_content_above_the_score_makes_a_picture_sensitive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """nudenet's labels, as its detector reports them, become the medium's safety labels.
+
+    (No corpus photo shows exposed content; the detector's answer stands in for one.)
+    """
+    from darkroom.tagging import analysis
+
+    class Detector:
+        def detect(self, picture: np.ndarray) -> list[dict[str, object]]:
+            assert picture.ndim == 3 and picture.shape[2] == 3  # BGR, as nudenet wants
+            return [
+                {"class": "FEMALE_BREAST_EXPOSED", "score": 0.81, "box": [1, 2, 3, 4]},
+                {"class": "BUTTOCKS_EXPOSED", "score": 0.31, "box": [1, 2, 3, 4]},  # unsure
+                {"class": "FEET_EXPOSED", "score": 0.95, "box": [1, 2, 3, 4]},  # not sensitive
+                {"class": "FACE_FEMALE", "score": 0.9, "box": [1, 2, 3, 4]},
+            ]
+
+    monkeypatch.setattr(analysis, "_nudenet", lambda: Detector())
+    found = analyse_picture((FACES / "obama.jpg").read_bytes(), OPTIONS)
+    assert found.sensitive == ["FEMALE_BREAST_EXPOSED"]
