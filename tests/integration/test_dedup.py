@@ -16,6 +16,7 @@ from darkroom.common.events import (
     DedupCommand,
     MediaDuplicates,
     MediaRef,
+    MediaUploaded,
     NotDuplicate,
 )
 from darkroom.common.settings import CommonSettings, DedupSettings
@@ -56,7 +57,7 @@ async def dedup(
         DedupSettings,
         create_runtime,
         MediaDuplicates,
-        DedupCommand,
+        (MediaUploaded, DedupCommand),
         workers=2,
     ) as service:
         yield service

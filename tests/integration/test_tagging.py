@@ -12,6 +12,7 @@ import pytest
 from darkroom.common.events import (
     MediaRef,
     MediaTags,
+    MediaUploaded,
     MergePersons,
     NamePerson,
     RemoveFace,
@@ -61,7 +62,7 @@ async def tagging(
         TaggingSettings,
         create_runtime,
         MediaTags,
-        TaggingCommand,
+        (MediaUploaded, TaggingCommand),
         workers=2,
     ) as service:
         await service.start()
@@ -166,7 +167,7 @@ async def test_merging_two_persons_tags_the_photos_of_both(
         TaggingSettings,
         create_runtime,
         MediaTags,
-        TaggingCommand,
+        (MediaUploaded, TaggingCommand),
         workers=2,
         face_distance=0.01,
     ) as tagging:

@@ -292,6 +292,16 @@ class FileOutcome(BaseModel):
     reason: str = Field(description="Why it failed.", examples=["Not a JPEG file."])
 
 
+class WebhookTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="Where to POST.", examples=["https://hooks.example.org/darkroom"])
+    secret: str = Field(
+        description="The Standard Webhooks signing secret (``whsec_`` and base64, or raw text).",
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    )
+
+
 class SessionEvent(Event):
     session_id: uuid.UUID = Field(
         description="The upload session.", examples=["9d8c7b6a-5e4f-4a3b-8c2d-1e0f9a8b7c6d"]
@@ -308,6 +318,9 @@ class SessionEvent(Event):
         default_factory=list,
         description="The project's notification e-mail addresses.",
         examples=[["ops@example.org"]],
+    )
+    webhooks: list[WebhookTarget] = Field(
+        default_factory=list, description="The project's webhooks, to be called signed."
     )
 
     def key(self) -> str:

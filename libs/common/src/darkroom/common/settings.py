@@ -208,6 +208,37 @@ class NotifySettings(ServiceSettings):
     smtp_starttls: bool = _own("notify", "smtp_starttls", False, "Upgrade with STARTTLS.")
     smtp_tls: bool = _own("notify", "smtp_tls", False, "Connect with implicit TLS.")
     mail_from: str = _own("notify", "mail_from", "darkroom@localhost", "Sender address.")
+    smtp_timeout_seconds: float = _own(
+        "notify", "smtp_timeout_seconds", 30.0, "Time one SMTP conversation may take."
+    )
+    webhook_timeout_seconds: float = _own(
+        "notify", "webhook_timeout_seconds", 10.0, "Time a webhook receiver has to answer."
+    )
+    retry_base_seconds: float = _own(
+        "notify", "retry_base_seconds", 30.0, "Wait before the first retry; doubled each time."
+    )
+    retry_max_interval_seconds: float = _own(
+        "notify", "retry_max_interval_seconds", 3600.0, "Longest wait between two attempts."
+    )
+    retry_for_seconds: float = _own(
+        "notify",
+        "retry_for_seconds",
+        24 * 3600.0,
+        "How long a notification is retried before it is recorded as failed.",
+    )
+    dispatch_interval_seconds: float = _own(
+        "notify", "dispatch_interval_seconds", 1.0, "How often due notifications are sent."
+    )
+    unconfirmed_after_seconds: float = _own(
+        "notify",
+        "unconfirmed_after_seconds",
+        300.0,
+        "A notification claimed this long ago with no outcome recorded (its sender died) is "
+        "sent again, with the same Message-ID or webhook-id.",
+    )
+    failed_files_listed: int = _own(
+        "notify", "failed_files_listed", 50, "Failed files named in an e-mail; the rest counted."
+    )
 
 
 SERVICE_SETTINGS: tuple[type[ServiceSettings], ...] = (

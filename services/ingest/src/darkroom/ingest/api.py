@@ -20,6 +20,7 @@ from darkroom.common.events import (
     MediaRef,
     MediaUploaded,
     SessionSubmitted,
+    WebhookTarget,
 )
 from darkroom.common.runtime import Runtime
 from darkroom.ingest import schemas, store
@@ -615,10 +616,12 @@ async def submit(session_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) 
             )
         await store.submit(tx, session_id)
         rows = await store.files(tx, session_id)
-        emails = [
-            r["address"]
-            for r in await store.recipients(tx, session["project_id"])
-            if r["kind"] == "email"
+        recipients = await store.recipients(tx, session["project_id"])
+        emails = [r["address"] for r in recipients if r["kind"] == "email"]
+        webhooks = [
+            WebhookTarget(url=r["address"], secret=r["secret"])
+            for r in recipients
+            if r["kind"] == "webhook"
         ]
         uploaded = [r for r in rows if r["status"] == "uploaded"]
         failed = [r for r in rows if r["status"] == "failed"]
@@ -633,6 +636,7 @@ async def submit(session_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) 
                 source=session["source"],
                 uploader_email=session["uploader_email"],
                 recipients=emails,
+                webhooks=webhooks,
                 uploaded=len(uploaded),
                 failed=[
                     FileOutcome(relative_path=r["relative_path"], reason=r["reason"] or "")

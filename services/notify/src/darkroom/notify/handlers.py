@@ -1,0 +1,165 @@
+"""Session events in, notifications owed; a dispatcher sends what is due, exactly once.
+
+The guarantee. A notification is recorded as owed in the same transaction as the event's
+inbox entry (a redelivered event owes nothing new), claimed in a committed transaction before
+it is sent, and its outcome recorded after. Webhook receivers and SMTP servers are not
+transactional: if the service dies after sending and before recording, the claim outlives its
+sender and the notification is sent once more after ``unconfirmed_after_seconds`` — with the
+same ``Message-ID`` (e-mail) or ``webhook-id`` (webhooks), derived from the event and the
+recipient, so a receiver that keeps the ids it has seen drops the repeat. Nothing is lost;
+at most one repeat reaches a receiver that does not.
+
+A refusal that cannot change (an SMTP 5xx for the address) is recorded as failed at once;
+anything else (a 4xx, a dropped connection, a timeout, a webhook's non-2xx answer) is retried
+with exponential backoff until ``retry_for_seconds`` have passed, every attempt recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+import aiosmtplib
+import httpx
+
+from darkroom.common.db import Database, Transaction
+from darkroom.common.events import SessionEvent, SessionProcessed, SessionSubmitted
+from darkroom.common.settings import NotifySettings
+from darkroom.notify import messages, store
+from darkroom.notify.store import Delivery
+
+log = logging.getLogger(__name__)
+BATCH = 20
+AT_ONCE = 8
+
+
+async def on_submitted(event: SessionSubmitted, tx: Transaction, settings: NotifySettings) -> None:
+    template = "upload_failures" if event.failed else "upload_succeeded"
+    await _owe(event, template, tx, settings)
+
+
+async def on_processed(event: SessionProcessed, tx: Transaction, settings: NotifySettings) -> None:
+    await _owe(event, "processing_complete", tx, settings)
+
+
+async def _owe(
+    event: SessionEvent, template: str, tx: Transaction, settings: NotifySettings
+) -> None:
+    subject_key = f"{event.topic}:{event.session_id}"
+    payload = event.model_dump(mode="json", exclude={"webhooks"})
+    domain = settings.mail_from.rpartition("@")[2] or "darkroom"
+    give_up = timedelta(seconds=settings.retry_for_seconds)
+    addresses = dict.fromkeys(
+        address.strip()
+        for address in [event.uploader_email or "", *event.recipients]
+        if address.strip()
+    )
+    for address in addresses:
+        await store.owe(
+            tx,
+            subject_key=subject_key,
+            kind="email",
+            recipient=address,
+            template=template,
+            payload=payload,
+            message_id=messages.message_id(subject_key, address, domain),
+            give_up_after=give_up,
+        )
+    for hook in event.webhooks:
+        await store.owe(
+            tx,
+            subject_key=subject_key,
+            kind="webhook",
+            recipient=hook.url,
+            template=template,
+            payload=payload,
+            message_id="msg_" + messages.message_id(subject_key, hook.url, domain)[1:41],
+            give_up_after=give_up,
+            secret=hook.secret,
+        )
+
+
+async def dispatch(db: Database, settings: NotifySettings) -> int:
+    """Send every notification due now; returns how many were attempted."""
+    attempted = 0
+    limit = asyncio.Semaphore(AT_ONCE)
+    async with httpx.AsyncClient(timeout=settings.webhook_timeout_seconds) as client:
+        while due := await store.claim(
+            db, BATCH, timedelta(seconds=settings.unconfirmed_after_seconds)
+        ):
+
+            async def one(delivery: Delivery) -> None:
+                async with limit:
+                    outcome, detail = await _send(delivery, settings, client)
+                    if outcome == "retry" and datetime.now(UTC) >= delivery.give_up_at:
+                        outcome, detail = (
+                            "failed",
+                            f"gave up after {delivery.attempts} attempts: {detail}",
+                        )
+                    await store.record(db, delivery, outcome, detail, _backoff(delivery, settings))
+
+            await asyncio.gather(*(one(delivery) for delivery in due))
+            attempted += len(due)
+    return attempted
+
+
+def _backoff(delivery: Delivery, settings: NotifySettings) -> timedelta:
+    seconds = settings.retry_base_seconds * 2 ** max(0, delivery.attempts - 1)
+    return timedelta(seconds=min(seconds, settings.retry_max_interval_seconds))
+
+
+async def _send(
+    delivery: Delivery, settings: NotifySettings, client: httpx.AsyncClient
+) -> tuple[str, str | None]:
+    now = datetime.now(UTC)
+    if delivery.kind == "email":
+        message = messages.email(
+            delivery.template,
+            delivery.payload,
+            sender=settings.mail_from,
+            recipient=delivery.recipient,
+            message_id=delivery.message_id,
+            failed_listed=settings.failed_files_listed,
+            now=now,
+        )
+        return await _smtp(message, settings)
+    body, headers = messages.webhook(
+        delivery.template,
+        delivery.payload,
+        secret=delivery.secret or "",
+        webhook_id=delivery.message_id,
+        now=now,
+    )
+    try:
+        response = await client.post(delivery.recipient, content=body, headers=headers)
+    except httpx.HTTPError as error:
+        return "retry", f"{type(error).__name__}: {error}"
+    if response.is_success:
+        return "sent", f"HTTP {response.status_code}"
+    return "retry", f"HTTP {response.status_code}"
+
+
+async def _smtp(message: object, settings: NotifySettings) -> tuple[str, str | None]:
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    try:
+        await aiosmtplib.send(
+            message,  # type: ignore[arg-type]
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=password,
+            start_tls=settings.smtp_starttls,
+            use_tls=settings.smtp_tls,
+            timeout=settings.smtp_timeout_seconds,
+        )
+    except aiosmtplib.SMTPRecipientsRefused as error:
+        codes = [refused.code for refused in error.recipients]
+        permanent = all(500 <= code < 600 for code in codes)
+        return ("failed" if permanent else "retry"), f"refused: {error.recipients[0].message}"
+    except aiosmtplib.SMTPResponseException as error:
+        permanent = 500 <= error.code < 600
+        return ("failed" if permanent else "retry"), f"SMTP {error.code}: {error.message}"
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+        return "retry", f"{type(error).__name__}: {error}"
+    return "sent", None

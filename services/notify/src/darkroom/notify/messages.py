@@ -1,0 +1,100 @@
+"""What a notification says: e-mails from templates, signed webhook requests. Pure.
+
+Nothing a user typed reaches a header raw: view names and file names are made single-line
+(control characters become spaces) before they go into a subject, and the HTML part is
+autoescaped by Jinja2. The ``Message-ID`` and the ``webhook-id`` are derived from what the
+notification is about and its recipient, so every attempt, and any repeat after a crash,
+carries the same one and a receiver can drop the repeat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from standardwebhooks import Webhook
+
+SUBJECTS = {
+    "upload_succeeded": "Upload received: {view_name}",
+    "upload_failures": "Upload had failures: {view_name}",
+    "processing_complete": "Processing complete: {view_name}",
+}
+CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+MAX_SUBJECT = 200
+
+_templates = Environment(
+    loader=PackageLoader("darkroom.notify", "templates"),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+def message_id(subject_key: str, recipient: str, domain: str) -> str:
+    digest = hashlib.sha256(f"{subject_key}\n{recipient}".encode()).hexdigest()[:40]
+    return f"<{digest}@{domain}>"
+
+
+def one_line(text: str) -> str:
+    """Text safe for a header: control characters (CR, LF, tabs...) become one space."""
+    return CONTROL.sub(" ", text).strip()[:MAX_SUBJECT]
+
+
+def context(payload: dict[str, Any], failed_listed: int) -> dict[str, Any]:
+    failed = payload.get("failed", [])
+    return {
+        **payload,
+        "failed": failed[:failed_listed],
+        "failed_count": len(failed),
+        "more": max(0, len(failed) - failed_listed),
+    }
+
+
+def email(
+    template: str,
+    payload: dict[str, Any],
+    *,
+    sender: str,
+    recipient: str,
+    message_id: str,
+    failed_listed: int,
+    now: datetime,
+) -> EmailMessage:
+    values = context(payload, failed_listed)
+    message = EmailMessage()
+    message["From"] = formataddr(("Darkroom", sender))
+    message["To"] = recipient
+    message["Subject"] = SUBJECTS[template].format(view_name=one_line(payload["view_name"]))
+    message["Message-ID"] = message_id
+    message["Date"] = format_datetime(now)
+    message.set_content(_templates.get_template(f"{template}.txt").render(values))
+    message.add_alternative(
+        _templates.get_template(f"{template}.html").render(values), subtype="html"
+    )
+    return message
+
+
+def webhook(
+    template: str, payload: dict[str, Any], *, secret: str, webhook_id: str, now: datetime
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a signed webhook request (Standard Webhooks)."""
+    body = json.dumps(
+        {"type": template, "timestamp": now.isoformat(), "data": payload},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    signer = Webhook(secret if secret.startswith("whsec_") else secret.encode())
+    signature = signer.sign(webhook_id, now, body)
+    headers = {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+    return body.encode(), headers

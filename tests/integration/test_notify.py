@@ -1,0 +1,353 @@
+"""The notify service on the real stack, with a real SMTP server and a real HTTP receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+import uvicorn
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from fastapi import FastAPI, Request, Response
+from standardwebhooks import Webhook
+
+from darkroom.common.events import (
+    FileOutcome,
+    SessionProcessed,
+    SessionSubmitted,
+    WebhookTarget,
+)
+from darkroom.common.runtime import Runtime
+from darkroom.common.settings import CommonSettings, NotifySettings
+from darkroom.notify import store
+from darkroom.notify.app import create_runtime
+from darkroom.notify.handlers import dispatch
+
+from .backbone import eventually
+from .consumers import Consumer, consumer
+from .gateway import free_port
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+REFUSED = "nobody@refused.example.org"
+
+
+class Killed(Exception):
+    """The service dying at the worst moment."""
+
+
+class Inbox:
+    """An aiosmtpd handler: keeps every message; refuses one address for good (550)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], EmailMessage]] = []
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address == REFUSED:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.content if isinstance(envelope.content, bytes) else b""
+        parsed = email.message_from_bytes(content, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append((list(envelope.rcpt_tos), parsed))
+        return "250 Message accepted"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [message for rcpt, message in self.messages if address in rcpt]
+
+
+@dataclass
+class Receiver:
+    """An HTTP webhook receiver that fails ``failures`` times, then verifies and keeps."""
+
+    url: str
+    failures: int = 0
+    calls: int = 0
+    received: list[dict[str, Any]] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[tuple[Inbox, int]]:
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    port = free_port()
+    state = Receiver(url=f"http://127.0.0.1:{port}/hook")
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def hook(request: Request) -> Response:
+        state.calls += 1
+        if state.calls <= state.failures:
+            return Response(status_code=500)
+        body = await request.body()
+        state.received.append(Webhook(SECRET).verify(body, dict(request.headers)))
+        state.ids.append(request.headers["webhook-id"])
+        return Response(status_code=204)
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    yield state
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def notify(
+    settings: CommonSettings,
+    new_database: Callable[[], Awaitable[str]],
+    unique: str,
+    smtp: tuple[Inbox, int],
+) -> AsyncIterator[Consumer]:
+    async with consumer(
+        settings,
+        new_database,
+        unique,
+        NotifySettings,
+        create_runtime,
+        None,
+        (SessionSubmitted, SessionProcessed),
+        smtp_port=smtp[1],
+        mail_from="darkroom@example.org",
+        dispatch_interval_seconds=0.2,
+        retry_base_seconds=0.2,
+        unconfirmed_after_seconds=1,
+    ) as service:
+        await service.start()
+        yield service
+
+
+def submitted(**changes: Any) -> SessionSubmitted:
+    values: dict[str, Any] = {
+        "session_id": uuid.uuid4(),
+        "project_id": uuid.uuid4(),
+        "view_name": "North facade",
+        "source": "drone",
+        "uploader_email": "ana@example.org",
+        "recipients": ["ops@example.org", "ana@example.org"],  # the uploader once only
+        "uploaded": 97,
+        "skipped": 2,
+        "failed": [],
+    }
+    return SessionSubmitted(**(values | changes))
+
+
+def notify_settings(service: Consumer) -> NotifySettings:
+    runtime: Runtime = service.replicas[0]
+    assert isinstance(runtime.settings, NotifySettings)
+    return runtime.settings
+
+
+async def test_an_upload_email_reaches_each_recipient_once_with_its_headers(
+    notify: Consumer, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, _ = smtp
+    event = submitted()
+    await notify.send(event)
+    await eventually(lambda: _count(inbox, 2))
+    for address in ("ana@example.org", "ops@example.org"):
+        [message] = inbox.to(address)
+        assert message["Subject"] == "Upload received: North facade"
+        assert message["From"] == "Darkroom <darkroom@example.org>"
+        assert message["To"] == address
+        assert message["Message-ID"].endswith("@example.org>")
+        plain = message.get_body(("plain",))
+        html = message.get_body(("html",))
+        assert plain is not None and html is not None
+        assert "Uploaded: 97" in plain.get_content()
+        assert "<td>Uploaded</td><td>97</td>" in html.get_content()
+    assert (
+        inbox.to("ana@example.org")[0]["Message-ID"] != inbox.to("ops@example.org")[0]["Message-ID"]
+    )
+
+
+async def test_names_with_line_breaks_or_markup_cannot_inject(
+    notify: Consumer, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, _ = smtp
+    event = submitted(
+        view_name="Roof\r\nBcc: victim@example.org\r\n\r\n<b>x</b>",
+        recipients=[],
+        failed=[
+            FileOutcome(relative_path="a/<script>alert(1)</script>.jpg", reason="Not a JPEG."),
+            FileOutcome(relative_path="b/evil\r\nX-Injected: yes.jpg", reason="Too large."),
+        ],
+    )
+    await notify.send(event)
+    [message] = await eventually(lambda: _only(inbox, "ana@example.org"))
+    assert message["Bcc"] is None and message["X-Injected"] is None
+    assert message["Subject"] == "Upload had failures: Roof Bcc: victim@example.org <b>x</b>"
+    html = message.get_body(("html",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html
+    plain = message.get_body(("plain",)).get_content()
+    assert "Not a JPEG." in plain and "Too large." in plain
+
+
+async def test_a_long_failure_list_is_cut_with_a_count(
+    notify: Consumer, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, _ = smtp
+    failed = [FileOutcome(relative_path=f"f/{n}.jpg", reason="Broken.") for n in range(75)]
+    await notify.send(submitted(recipients=[], failed=failed))
+    [message] = await eventually(lambda: _only(inbox, "ana@example.org"))
+    plain = message.get_body(("plain",)).get_content()
+    assert "f/49.jpg" in plain and "f/50.jpg" not in plain
+    assert "... and 25 more." in plain and "Failed: 75" in plain
+
+
+async def test_a_redelivered_event_sends_nothing_twice(
+    notify: Consumer, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, _ = smtp
+    event = submitted(recipients=[])
+    await notify.send(event)
+    await notify.send(event)  # a second delivery of the same fact (a new CloudEvents id)
+    await eventually(lambda: _count(inbox, 1))
+    await asyncio.sleep(2)  # time enough for a second message to arrive, were one sent
+    assert len(inbox.to("ana@example.org")) == 1
+
+
+async def test_a_refused_address_is_recorded_and_the_others_still_get_theirs(
+    notify: Consumer, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, _ = smtp
+    await notify.send(submitted(recipients=[REFUSED, "ops@example.org"]))
+    await eventually(lambda: _count(inbox, 2))
+    db = notify.replicas[0].db
+
+    async def refused() -> Any:
+        return await db.pool.fetchrow(
+            "SELECT state, attempts, last_error FROM deliveries"
+            " WHERE recipient = $1 AND state = 'failed'",
+            REFUSED,
+        )
+
+    row = await eventually(refused)
+    assert row["attempts"] == 1 and "No such user" in row["last_error"]  # 5xx: not retried
+
+
+async def test_the_processing_email_tells_what_was_found(
+    notify: Consumer, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, _ = smtp
+    event = SessionProcessed(
+        session_id=uuid.uuid4(),
+        project_id=uuid.uuid4(),
+        view_name="North facade",
+        source="drone",
+        uploader_email="ana@example.org",
+        processed=97,
+        duplicates=4,
+        tags=["Camera B", "2024"],
+        persons=["Ada"],
+        countries=["FR", "DE"],
+        failed=[FileOutcome(relative_path="x.jpg", reason="The image data is truncated.")],
+    )
+    await notify.send(event)
+    [message] = await eventually(lambda: _only(inbox, "ana@example.org"))
+    assert message["Subject"] == "Processing complete: North facade"
+    plain = message.get_body(("plain",)).get_content()
+    for line in (
+        "Media processed: 97",
+        "Duplicates found: 4",
+        "Tags: Camera B, 2024",
+        "Persons: Ada",
+        "Countries: FR, DE",
+        "- x.jpg: The image data is truncated.",
+    ):
+        assert line in plain
+
+
+async def test_a_crash_between_sending_and_recording_repeats_one_message_with_its_id(
+    notify: Consumer, smtp: tuple[Inbox, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox, _ = smtp
+    runtime = notify.replicas[0]
+    settings = notify_settings(notify).model_copy(update={"dispatch_interval_seconds": 3600})
+    await runtime.stop()  # this test drives the dispatcher itself
+    paused = create_runtime(settings)
+    notify.replicas[0] = paused
+    real_record = store.record
+    crashed = asyncio.Event()
+
+    async def record_or_die(*args: Any, **kwargs: Any) -> None:
+        if not crashed.is_set():
+            crashed.set()
+            raise Killed("after sending, before recording")
+        await real_record(*args, **kwargs)
+
+    await paused.start()
+    await notify.send(submitted(recipients=[]))
+    db = paused.db
+    await eventually(lambda: _owed(db))
+    monkeypatch.setattr(store, "record", record_or_die)
+    with pytest.raises(Killed):
+        await dispatch(db, settings)
+    [first] = inbox.to("ana@example.org")  # it went out; its outcome was never written
+    assert await dispatch(db, settings) == 0  # claimed by the dead sender: not yet again
+    await asyncio.sleep(settings.unconfirmed_after_seconds + 0.2)
+    assert await dispatch(db, settings) == 1  # unconfirmed: sent again, once
+    assert await dispatch(db, settings) == 0
+    again = inbox.to("ana@example.org")
+    assert len(again) == 2 and again[1]["Message-ID"] == first["Message-ID"]
+    state = await db.pool.fetchval("SELECT state FROM deliveries")
+    assert state == "sent"
+
+
+async def test_a_webhook_is_signed_and_arrives_once_its_receiver_recovers(
+    notify: Consumer, receiver: Receiver
+) -> None:
+    receiver.failures = 3
+    event = submitted(recipients=[], webhooks=[WebhookTarget(url=receiver.url, secret=SECRET)])
+    await notify.send(event)
+
+    async def delivered() -> list[dict[str, Any]] | None:
+        return receiver.received or None
+
+    [body] = await eventually(delivered, timeout=60)
+    assert body["type"] == "upload_succeeded"
+    assert body["data"]["session_id"] == str(event.session_id)
+    assert "webhooks" not in body["data"]  # secrets never travel on
+    assert receiver.calls == 4
+    attempts = await notify.replicas[0].db.pool.fetch(
+        "SELECT a.outcome, a.detail FROM attempts a JOIN deliveries d USING (delivery_id)"
+        " WHERE d.kind = 'webhook' ORDER BY a.at"
+    )
+    assert [(a["outcome"], a["detail"]) for a in attempts] == [("retry", "HTTP 500")] * 3 + [
+        ("sent", "HTTP 204")
+    ]
+    await asyncio.sleep(1)
+    assert receiver.calls == 4 and len(set(receiver.ids)) == 1
+
+
+async def _count(inbox: Inbox, n: int) -> bool | None:
+    return True if len(inbox.messages) >= n else None
+
+
+async def _only(inbox: Inbox, address: str) -> list[EmailMessage] | None:
+    return inbox.to(address) or None
+
+
+async def _owed(db: Any) -> bool | None:
+    return True if await db.pool.fetchval("SELECT count(*) FROM deliveries") else None

@@ -1,0 +1,72 @@
+"""What notify says, before any socket: ids, header-safe text, signed webhook requests."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from darkroom.notify.messages import email, message_id, one_line, webhook
+
+NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
+PAYLOAD = {
+    "view_name": "North facade",
+    "source": "drone",
+    "uploaded": 3,
+    "skipped": 0,
+    "failed": [],
+}
+
+
+def test_the_message_id_is_the_same_for_the_same_event_and_recipient_only() -> None:
+    one = message_id("darkroom.session.submitted.v1:s1", "ana@example.org", "example.org")
+    assert one == message_id("darkroom.session.submitted.v1:s1", "ana@example.org", "example.org")
+    assert one != message_id("darkroom.session.submitted.v1:s1", "ops@example.org", "example.org")
+    assert one != message_id("darkroom.session.processed.v1:s1", "ana@example.org", "example.org")
+    assert one.startswith("<") and one.endswith("@example.org>")
+
+
+@pytest.mark.parametrize(
+    ("text", "safe"),
+    [
+        ("Roof\r\nBcc: x@example.org", "Roof Bcc: x@example.org"),
+        ("a\x00b\tc\u2028d", "a b c d"),
+        ("  plain  ", "plain"),
+    ],
+)
+def test_header_text_is_one_line(text: str, safe: str) -> None:
+    assert one_line(text) == safe
+
+
+def test_an_email_has_both_parts_and_no_line_break_in_its_subject() -> None:
+    message = email(
+        "upload_succeeded",
+        {**PAYLOAD, "view_name": "A\nB"},
+        sender="darkroom@example.org",
+        recipient="ana@example.org",
+        message_id="<x@example.org>",
+        failed_listed=50,
+        now=NOW,
+    )
+    assert message["Subject"] == "Upload received: A B"
+    assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
+
+
+@pytest.mark.parametrize(
+    "secret", ["whsec_" + base64.b64encode(b"0123456789abcdef0123").decode(), "a raw secret of 20+"]
+)
+def test_a_webhook_verifies_with_a_standard_webhooks_library(secret: str) -> None:
+    body, headers = webhook("upload_succeeded", PAYLOAD, secret=secret, webhook_id="msg_1", now=NOW)
+    key = secret if secret.startswith("whsec_") else base64.b64encode(secret.encode()).decode()
+    receiver = Webhook(key)
+    with pytest.raises(WebhookVerificationError):  # too old: replay protection holds
+        receiver.verify(body, headers)
+    fresh_body, fresh = webhook(
+        "upload_succeeded", PAYLOAD, secret=secret, webhook_id="msg_1", now=datetime.now(UTC)
+    )
+    assert receiver.verify(fresh_body, fresh)["data"] == PAYLOAD
+    with pytest.raises(WebhookVerificationError):  # a changed body does not verify
+        receiver.verify(fresh_body.replace(b"drone", b"plane"), fresh)
