@@ -73,7 +73,13 @@ def error(response: httpx.Response, status: int) -> str:
 async def test_a_capture_session_uploads_submits_and_emits_one_event_per_file(
     gateway: Gateway, settings: CommonSettings
 ) -> None:
-    project = await new_project(gateway, "capture", recipient_emails=["ops@example.org"])
+    project = await new_project(
+        gateway,
+        "capture",
+        recipient_emails=["ops@example.org"],
+        webhooks=[{"url": "https://hooks.example.org/x", "secret": "whsec_c2VjcmV0LXNlY3JldA=="}],
+        digest_minutes=30,
+    )
     async with gateway.client(project.uploader) as client:
         session = await new_session(client, project, uploader_email="ana@example.org")
         photos = {f"2024/site/{n}.jpg": jpeg(n) for n in range(1, 4)}
@@ -106,6 +112,10 @@ async def test_a_capture_session_uploads_submits_and_emits_one_event_per_file(
     assert report["uploaded"] == 3 and report["failed"] == [] and report["skipped"] == 0
     assert report["uploader_email"] == "ana@example.org"
     assert report["recipients"] == ["ops@example.org"]
+    assert report["digest_minutes"] == 30  # notify's to know how the project wants its e-mail
+    assert report["webhooks"] == [
+        {"url": "https://hooks.example.org/x", "secret": "whsec_c2VjcmV0LXNlY3JldA=="}
+    ]
 
 
 async def _events_of(

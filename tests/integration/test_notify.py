@@ -351,3 +351,45 @@ async def _only(inbox: Inbox, address: str) -> list[EmailMessage] | None:
 
 async def _owed(db: Any) -> bool | None:
     return True if await db.pool.fetchval("SELECT count(*) FROM deliveries") else None
+
+
+async def test_a_digest_gathers_the_sessions_of_its_window_into_one_email(
+    notify: Consumer, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, _ = smtp
+    project = uuid.uuid4()
+    first = submitted(project_id=project, recipients=[], digest_minutes=30)
+    second = submitted(
+        project_id=project,
+        recipients=[],
+        digest_minutes=30,
+        view_name="South facade",
+        failed=[FileOutcome(relative_path="s/1.jpg", reason="Not a JPEG.")],
+    )
+    for event in (first, second, first):  # the first one delivered twice
+        await notify.send(event)
+    db = notify.replicas[0].db
+
+    async def gathered() -> int | None:
+        count = await db.pool.fetchval(
+            "SELECT sum(jsonb_array_length(payload -> 'sessions')) FROM deliveries"
+            " WHERE template = 'digest' AND project_id = $1",
+            project,
+        )
+        return count if count == 2 else None
+
+    await eventually(gathered)
+    await asyncio.sleep(1.5)
+    assert inbox.to("ana@example.org") == []  # the window is still open
+    await db.pool.execute(  # thirty minutes pass
+        "UPDATE deliveries SET next_attempt_at = now() WHERE project_id = $1", project
+    )
+    [message] = await eventually(lambda: _only(inbox, "ana@example.org"))
+    assert message["Subject"] == "Darkroom: 2 updates on your uploads"
+    plain = message.get_body(("plain",))
+    assert plain is not None
+    text = plain.get_content()
+    assert "Upload received: North facade (drone)" in text
+    assert "Upload had failures: South facade (drone)" in text and "s/1.jpg: Not a JPEG." in text
+    await asyncio.sleep(1)
+    assert len(inbox.to("ana@example.org")) == 1

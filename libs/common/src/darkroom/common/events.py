@@ -322,6 +322,13 @@ class SessionEvent(Event):
     webhooks: list[WebhookTarget] = Field(
         default_factory=list, description="The project's webhooks, to be called signed."
     )
+    digest_minutes: int | None = Field(
+        None,
+        gt=0,
+        description="The project gathers the e-mails of sessions finished within this many "
+        "minutes into one; none for one e-mail per session.",
+        examples=[30],
+    )
 
     def key(self) -> str:
         return str(self.session_id)

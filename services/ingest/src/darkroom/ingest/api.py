@@ -129,6 +129,7 @@ async def create_project(
             max_files=limits.max_files,
             max_bytes=limits.max_bytes,
             max_image_bytes=limits.max_image_bytes,
+            digest_minutes=body.digest_minutes,
         )
         await store.replace_recipients(
             tx,
@@ -190,6 +191,7 @@ async def _project(runtime: Runtime, project_id: uuid.UUID) -> schemas.Project:
         max_files=row["max_files"],
         max_bytes=row["max_bytes"],
         max_image_bytes=row["max_image_bytes"],
+        digest_minutes=row["digest_minutes"],
         recipient_emails=[r["address"] for r in found if r["kind"] == "email"],
         webhooks=[r["address"] for r in found if r["kind"] == "webhook"],
     )
@@ -637,6 +639,7 @@ async def submit(session_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) 
                 uploader_email=session["uploader_email"],
                 recipients=emails,
                 webhooks=webhooks,
+                digest_minutes=session["digest_minutes"],
                 uploaded=len(uploaded),
                 failed=[
                     FileOutcome(relative_path=r["relative_path"], reason=r["reason"] or "")

@@ -40,6 +40,14 @@ class ProjectSettings(Strict):
     max_image_bytes: int | None = Field(
         None, gt=0, description="Bytes per PNG, JPEG or GIF (≤ the policy's)."
     )
+    digest_minutes: int | None = Field(
+        None,
+        gt=0,
+        le=1440,
+        description="Gather the e-mails of sessions finished within this many minutes into one "
+        "(none: one e-mail per session).",
+        examples=[30],
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -63,6 +71,7 @@ class Project(BaseModel):
     max_files: int
     max_bytes: int
     max_image_bytes: int
+    digest_minutes: int | None
     recipient_emails: list[str]
     webhooks: list[str] = Field(description="Webhook URLs (secrets are never shown).")
 

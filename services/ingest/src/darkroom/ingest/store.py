@@ -18,7 +18,7 @@ Record: TypeAlias = asyncpg.Record
 async def create_project(tx: Transaction, project_id: uuid.UUID, **fields: Any) -> None:
     await tx.execute(
         "INSERT INTO projects (id, name, policy, ceiling, timezone, max_files, max_bytes,"
-        " max_image_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        " max_image_bytes, digest_minutes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         project_id,
         fields["name"],
         fields["policy"],
@@ -27,11 +27,20 @@ async def create_project(tx: Transaction, project_id: uuid.UUID, **fields: Any) 
         fields["max_files"],
         fields["max_bytes"],
         fields["max_image_bytes"],
+        fields.get("digest_minutes"),
     )
 
 
 async def update_project(tx: Transaction, project_id: uuid.UUID, fields: dict[str, Any]) -> None:
-    allowed = ("name", "ceiling", "timezone", "max_files", "max_bytes", "max_image_bytes")
+    allowed = (
+        "name",
+        "ceiling",
+        "timezone",
+        "max_files",
+        "max_bytes",
+        "max_image_bytes",
+        "digest_minutes",
+    )
     for name in allowed:
         if name in fields:
             await tx.execute(
@@ -127,8 +136,8 @@ async def create_session(tx: Transaction, session_id: uuid.UUID, **fields: Any) 
 
 
 _SESSION = (
-    "SELECT s.*, p.policy, p.ceiling, p.timezone, p.max_files, p.max_bytes, p.max_image_bytes"
-    " FROM sessions s JOIN projects p ON p.id = s.project_id WHERE s.id = $1"
+    "SELECT s.*, p.policy, p.ceiling, p.timezone, p.max_files, p.max_bytes, p.max_image_bytes,"
+    " p.digest_minutes FROM sessions s JOIN projects p ON p.id = s.project_id WHERE s.id = $1"
 )
 
 

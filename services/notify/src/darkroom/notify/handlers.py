@@ -56,6 +56,18 @@ async def _owe(
         if address.strip()
     )
     for address in addresses:
+        if event.digest_minutes:
+            await store.gather(
+                tx,
+                project_id=event.project_id,
+                subject_key=subject_key,
+                recipient=address,
+                entry={"template": template, **payload},
+                window=timedelta(minutes=event.digest_minutes),
+                domain=domain,
+                give_up_after=give_up,
+            )
+            continue
         await store.owe(
             tx,
             subject_key=subject_key,

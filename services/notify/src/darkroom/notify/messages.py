@@ -24,6 +24,7 @@ SUBJECTS = {
     "upload_succeeded": "Upload received: {view_name}",
     "upload_failures": "Upload had failures: {view_name}",
     "processing_complete": "Processing complete: {view_name}",
+    "digest": "Darkroom: {count} updates on your uploads",
 }
 CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 MAX_SUBJECT = 200
@@ -66,11 +67,17 @@ def email(
     failed_listed: int,
     now: datetime,
 ) -> EmailMessage:
-    values = context(payload, failed_listed)
+    if template == "digest":
+        entries = [context(entry, failed_listed) for entry in payload["sessions"]]
+        values: dict[str, Any] = {"sessions": entries, "titles": SUBJECTS}
+        subject = SUBJECTS["digest"].format(count=len(entries))
+    else:
+        values = context(payload, failed_listed)
+        subject = SUBJECTS[template].format(view_name=one_line(payload["view_name"]))
     message = EmailMessage()
     message["From"] = formataddr(("Darkroom", sender))
     message["To"] = recipient
-    message["Subject"] = SUBJECTS[template].format(view_name=one_line(payload["view_name"]))
+    message["Subject"] = subject
     message["Message-ID"] = message_id
     message["Date"] = format_datetime(now)
     message.set_content(_templates.get_template(f"{template}.txt").render(values))

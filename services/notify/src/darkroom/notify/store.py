@@ -9,6 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from darkroom.common.db import Database, Transaction
+from darkroom.notify import messages
+
+DIGEST_LOCK = 0x6E6F7469  # "noti": the first key of this service's advisory locks
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,63 @@ async def owe(
         message_id,
         give_up_after,
     )
+
+
+async def gather(
+    tx: Transaction,
+    *,
+    project_id: uuid.UUID,
+    subject_key: str,
+    recipient: str,
+    entry: dict[str, Any],
+    window: timedelta,
+    domain: str,
+    give_up_after: timedelta,
+) -> None:
+    """Add one session's news to the recipient's open digest (opening one if none is open).
+
+    A digest is open until its window closes and its first attempt starts; later news opens
+    the next one.
+    """
+    await tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))", DIGEST_LOCK, f"{project_id} {recipient}"
+    )
+    delivery_id = await tx.fetchval(
+        "SELECT delivery_id FROM deliveries WHERE project_id = $1 AND recipient = $2"
+        " AND template = 'digest' AND state = 'pending' AND attempts = 0",
+        project_id,
+        recipient,
+    )
+    if delivery_id is None:
+        delivery_id, key = uuid.uuid4(), f"digest:{project_id}:{uuid.uuid4()}"
+        await tx.execute(
+            "INSERT INTO deliveries (delivery_id, subject_key, project_id, kind, recipient,"
+            " template, payload, message_id, next_attempt_at, give_up_at) VALUES ($1, $2, $3,"
+            " 'email', $4, 'digest', $5::jsonb, $6, now() + $7::interval,"
+            " now() + $7::interval + $8::interval)",
+            delivery_id,
+            key,
+            project_id,
+            recipient,
+            json.dumps({"sessions": []}),
+            messages.message_id(key, recipient, domain),
+            window,
+            give_up_after,
+        )
+    added = await tx.fetchval(
+        "INSERT INTO digest_entries (subject_key, recipient, delivery_id) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING RETURNING true",
+        subject_key,
+        recipient,
+        delivery_id,
+    )
+    if added:
+        await tx.execute(
+            "UPDATE deliveries SET payload = jsonb_set(payload, '{sessions}',"
+            " payload -> 'sessions' || jsonb_build_array($2::jsonb)) WHERE delivery_id = $1",
+            delivery_id,
+            json.dumps(entry),
+        )
 
 
 async def claim(db: Database, limit: int, unconfirmed_after: timedelta) -> list[Delivery]:

@@ -5,6 +5,7 @@
 CREATE TABLE deliveries (
     delivery_id      uuid        PRIMARY KEY,
     subject_key      text        NOT NULL,  -- what it is about: "<topic>:<session id>"
+    project_id       uuid,
     kind             text        NOT NULL CHECK (kind IN ('email', 'webhook')),
     recipient        text        NOT NULL,  -- an address or a URL
     template         text        NOT NULL,
@@ -31,3 +32,15 @@ CREATE TABLE attempts (
     detail       text
 );
 CREATE INDEX attempts_delivery ON attempts (delivery_id);
+
+-- A project with a digest gathers its sessions' e-mails to a recipient into one 'digest'
+-- delivery, sent when its window closes; this table keeps each (event, recipient) in at most
+-- one digest, so a redelivered event adds nothing.
+CREATE TABLE digest_entries (
+    subject_key  text NOT NULL,
+    recipient    text NOT NULL,
+    delivery_id  uuid NOT NULL REFERENCES deliveries,
+    PRIMARY KEY (subject_key, recipient)
+);
+CREATE INDEX deliveries_open_digest ON deliveries (project_id, recipient)
+    WHERE template = 'digest' AND state = 'pending' AND attempts = 0;
