@@ -4,12 +4,17 @@ CPU work never blocks the event loop, several files are worked on in parallel (`
 and a file whose work passes the time limit fails alone: the pool that held it is replaced, so
 a stuck decoder cannot stall the consumer. A file that crashes its worker process (a decoder
 fault) fails alone too.
+
+Workers are started by a fork server, not forked from the service: a forked worker would
+inherit the service's listening socket and its threads' locks, and would outlive a service
+killed with SIGKILL, keeping its port taken (measured: the restarted service could not bind).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -42,7 +47,9 @@ class WorkerPool:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self._workers)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self._workers, mp_context=multiprocessing.get_context("forkserver")
+            )
         return self._pool
 
     def close(self) -> None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from darkroom.common.broker import subscribe
+from darkroom.common.db import Transaction
+from darkroom.common.events import StepResult
 from darkroom.common.runtime import Runtime
 from darkroom.common.settings import IngestSettings
-from darkroom.ingest import api, store, tus
+from darkroom.ingest import api, processing, store, tus
 
 STALLED_AFTER = 15 * 60
 """Seconds without progress after which a plain upload is failed (its client or process died)."""
 
 
 def create_runtime(settings: IngestSettings | None = None) -> Runtime:
-    runtime = Runtime(settings or IngestSettings(), migrations=("darkroom.ingest",))
+    settings = settings or IngestSettings()
+    runtime = Runtime(settings, migrations=("darkroom.ingest",))
     runtime.app.title = "Darkroom ingest gateway"
     api.install(runtime.app, runtime)
     tus.install(runtime)
@@ -20,4 +24,10 @@ def create_runtime(settings: IngestSettings | None = None) -> Runtime:
         "stalled-uploads",
         lambda: store.fail_stalled(runtime.db.pool, idle_seconds=STALLED_AFTER),
     )
+    for step in processing.STEPS:
+
+        @subscribe(runtime.broker, step, service=settings.service, db=runtime.db)
+        async def result(event: StepResult, tx: Transaction) -> None:
+            await processing.on_result(event, tx)
+
     return runtime
