@@ -628,7 +628,7 @@ async def submit(session_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) 
         uploaded = [r for r in rows if r["status"] == "uploaded"]
         failed = [r for r in rows if r["status"] == "failed"]
         for row in uploaded:
-            await publish(tx, _uploaded_event(session, row), source=SOURCE)
+            await publish(tx, uploaded_event(session, row), source=SOURCE)
         await publish(
             tx,
             SessionSubmitted(
@@ -657,7 +657,7 @@ async def submit(session_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) 
     )
 
 
-def _uploaded_event(session: asyncpg.Record, row: asyncpg.Record) -> MediaUploaded:
+def uploaded_event(session: asyncpg.Record, row: asyncpg.Record) -> MediaUploaded:
     return MediaUploaded(
         media=MediaRef(
             media_id=row["id"],

@@ -7,7 +7,7 @@ from darkroom.common.db import Transaction
 from darkroom.common.events import StepResult
 from darkroom.common.runtime import Runtime
 from darkroom.common.settings import IngestSettings
-from darkroom.ingest import api, processing, store, tus
+from darkroom.ingest import api, catalog, processing, store, tus
 
 STALLED_AFTER = 15 * 60
 """Seconds without progress after which a plain upload is failed (its client or process died)."""
@@ -18,6 +18,7 @@ def create_runtime(settings: IngestSettings | None = None) -> Runtime:
     runtime = Runtime(settings, migrations=("darkroom.ingest",))
     runtime.app.title = "Darkroom ingest gateway"
     api.install(runtime.app, runtime)
+    runtime.app.include_router(catalog.router)
     tus.install(runtime)
     runtime.every(
         60,
