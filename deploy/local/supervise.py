@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import json
 import os
 import signal
 import socket
@@ -25,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 
 ROOT = Path(__file__).resolve().parents[2]
+DEV_ENV = ROOT / "var" / "dev.env"
 LOGS = ROOT / "var" / "log"
 RUN = ROOT / "var" / "run"
 PID_FILE = RUN / "supervise.pid"
@@ -196,6 +198,40 @@ def announce(services: list[Service]) -> None:
         say(f"{', '.join(s.name for s in services)} ready")
     else:
         say(f"Darkroom is up: gateway http://127.0.0.1:{gateway.port} (docs at /docs)")
+        dev_credentials(gateway.port)
+
+
+def dev_credentials(port: int) -> None:
+    """A dev project and a platform-admin key, made on the first `make up` and kept in
+    var/dev.env (delete the file to get new ones), for the `darkroom` CLI."""
+    if not DEV_ENV.exists():
+        try:
+            key = _admin("platform-key", "--label", "make up")["key"]
+            project = _admin(
+                "project", "Dev", "--policy", "library", "--recipient", "dev@localhost"
+            )
+        except (subprocess.CalledProcessError, ValueError, KeyError) as error:
+            say(f"could not make the dev project and key: {error}")
+            return
+        DEV_ENV.write_text(
+            f"DARKROOM_URL=http://127.0.0.1:{port}\nDARKROOM_API_KEY={key}\n"
+            f"DARKROOM_PROJECT={project['id']}\n"
+        )
+    values = dict(line.split("=", 1) for line in DEV_ENV.read_text().splitlines() if "=" in line)
+    shown_project, shown_key = values.get("DARKROOM_PROJECT"), values.get("DARKROOM_API_KEY")
+    say(f"dev project {shown_project}, platform-admin key {shown_key}")
+    say(f"for the CLI: set -a; . {DEV_ENV.relative_to(ROOT)}; set +a; uv run darkroom --help")
+
+
+def _admin(*args: str) -> dict[str, str]:
+    done = subprocess.run(  # noqa: S603 - our own command, arguments we build
+        [sys.executable, "-m", "darkroom.ingest.admin", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(done.stdout))
 
 
 def stop_all(services: list[Service]) -> None:

@@ -16,6 +16,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -162,6 +163,47 @@ def test_an_upload_through_the_stack_brings_both_emails(stack: subprocess.Popen[
         "Upload received": ["ana@example.org", "ops@example.org"],
         "Processing complete": ["ana@example.org", "ops@example.org"],
     }
+
+
+def test_make_up_gives_the_cli_a_project_and_key_and_an_upload_comes_back_processed(
+    stack: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    """The issue's "done when": make up, darkroom upload --ai-tags --wait, media list."""
+    env_lines = (ROOT / "var" / "dev.env").read_text().splitlines()
+    values = dict(line.split("=", 1) for line in env_lines)
+    assert values["DARKROOM_URL"] == "http://127.0.0.1:8000" and values["DARKROOM_API_KEY"]
+    folder = tmp_path / f"E2E {uuid.uuid4().hex[:6]}"
+    (folder / "Cardiff").mkdir(parents=True)
+    corpus = ROOT.parent / "shared" / "corpus"
+    (folder / "Cardiff" / "phone.jpg").write_bytes(
+        (corpus / "cameras" / "jpg" / "Apple iPhone 6 plus.jpg").read_bytes()
+    )
+    (folder / "obama.jpg").write_bytes((corpus / "faces" / "obama.jpg").read_bytes())
+    env = {**os.environ, **values, "DARKROOM_STATE_DIR": str(tmp_path / "state")}
+
+    def darkroom(*args: str) -> Any:
+        done = subprocess.run(
+            [sys.executable, "-m", "darkroom.cli.main", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    project = values["DARKROOM_PROJECT"]
+    uploaded = darkroom(
+        "upload", str(folder), "--project", project, "--ai-tags", "--wait", "--json"
+    )
+    assert uploaded["uploaded"] == 2 and uploaded["failed"] == []
+    listed = {m["path"]: m for m in darkroom("media", "list", "--project", project, "--json")}
+    phone = listed[f"{folder.name}/Cardiff/phone.jpg"]
+    assert phone["status"] == "processed"
+    assert phone["country_code"] == "GB" and phone["offset_source"] == "gps_timezone"
+    assert {"name": "Cardiff", "source": "folder"} in phone["tags"]
+    assert listed[f"{folder.name}/obama.jpg"]["status"] == "processed"
 
 
 def test_a_service_that_dies_is_restarted(stack: subprocess.Popen[bytes]) -> None:

@@ -122,6 +122,9 @@ class Session(BaseModel):
     uploader_email: str | None
     created_at: datetime
     submitted_at: datetime | None
+    processed_at: datetime | None = Field(
+        None, description="When every step had answered for every medium of the session."
+    )
     counts: Counts
     progress: float = Field(description="Share of the session's bytes received, 0 to 1.")
 

@@ -1,0 +1,1 @@
+"""darkroom: the reference upstream client of the Darkroom gateway."""
