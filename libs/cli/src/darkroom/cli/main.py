@@ -34,6 +34,9 @@ app.add_typer(people, name="people")
 app.add_typer(session, name="session")
 console = Console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ProjectOption = Annotated[
+    str, typer.Option(envvar="DARKROOM_PROJECT", help="The project's id ($DARKROOM_PROJECT).")
+]
 
 
 def _call(method: str, path: str, **kwargs: Any) -> Any:
@@ -82,7 +85,7 @@ def project_create(
 
 @admin_key.command("create")
 def key_create(
-    project: Annotated[str, typer.Option(help="The project's id.")],
+    project: ProjectOption,
     role: Annotated[str, typer.Option(help="uploader, viewer or admin")],
     as_json: JsonFlag = False,
 ) -> None:
@@ -97,7 +100,7 @@ def key_create(
 @app.command()
 def upload(
     paths: Annotated[list[Path], typer.Argument(exists=True, help="Files and folders.")],
-    project: Annotated[str, typer.Option(help="The project's id.")],
+    project: ProjectOption,
     source: Annotated[str, typer.Option(help="Source of upload.")] = "cli",
     view_name: Annotated[
         str | None, typer.Option(help="View name (default: the first path).")
@@ -157,7 +160,7 @@ def upload(
 
 @media.command("list")
 def media_list(
-    project: Annotated[str, typer.Option()],
+    project: ProjectOption,
     tag: Annotated[str | None, typer.Option()] = None,
     person: Annotated[str | None, typer.Option()] = None,
     country: Annotated[str | None, typer.Option()] = None,
@@ -195,37 +198,26 @@ def media_show(media_id: str, as_json: JsonFlag = False) -> None:
 
 
 @people.command("list")
-def people_list(project: Annotated[str, typer.Option()], as_json: JsonFlag = False) -> None:
+def people_list(project: ProjectOption, as_json: JsonFlag = False) -> None:
     """The people of a project, with the media they appear in."""
     _show(
         _call("GET", f"/projects/{project}/people"), as_json, ("id", "name", "face_count", "paths")
     )
 
 
-def _project_of_person(person_id: str, project: str | None) -> str:
-    if project:
-        return project
-    console.print("[red]error:[/red] give --project")
-    raise typer.Exit(1)
-
-
 @people.command("name")
-def people_name(
-    person_id: str, name: str, project: Annotated[str | None, typer.Option()] = None
-) -> None:
+def people_name(person_id: str, name: str, project: ProjectOption) -> None:
     """Name a person: every photo of them, past and future, gets person:<name>."""
-    where = _project_of_person(person_id, project)
-    _call("POST", f"/projects/{where}/people/{person_id}/name", json={"name": name})
+    _call("POST", f"/projects/{project}/people/{person_id}/name", json={"name": name})
     console.print("forwarded")
 
 
 @people.command("merge")
-def people_merge(
-    person_id: str, other_id: str, project: Annotated[str | None, typer.Option()] = None
-) -> None:
+def people_merge(person_id: str, other_id: str, project: ProjectOption) -> None:
     """Merge OTHER_ID into PERSON_ID."""
-    where = _project_of_person(person_id, project)
-    _call("POST", f"/projects/{where}/people/{person_id}/merge", json={"other_person_id": other_id})
+    _call(
+        "POST", f"/projects/{project}/people/{person_id}/merge", json={"other_person_id": other_id}
+    )
     console.print("forwarded")
 
 
@@ -236,7 +228,7 @@ def session_show(session_id: str, as_json: JsonFlag = False) -> None:
 
 
 @app.command()
-def pending(project: Annotated[str, typer.Option()], as_json: JsonFlag = False) -> None:
+def pending(project: ProjectOption, as_json: JsonFlag = False) -> None:
     """A project's sessions not yet submitted."""
     _show(
         _call("GET", f"/projects/{project}/sessions"),
