@@ -148,13 +148,13 @@ def timed_extract_image(data: bytes, hints: Hints) -> Extracted | Failure:
 
 def install() -> None:
     """Put the stopwatches in place; ``create_runtime`` must run after this."""
-    original_subscribe = app.subscribe
+    original_subscribe = app.subscribe_media
 
-    def subscribe(broker: Any, event: Any, *, service: str, db: Database, **options: Any) -> Any:
+    def subscribe_media(broker: Any, *, service: str, db: Database, **options: Any) -> None:
         timed = cast(Database, _TimedDatabase(db))  # it answers what subscribers ask of one
-        return original_subscribe(broker, event, service=service, db=timed, **options)
+        original_subscribe(broker, service=service, db=timed, **options)
 
-    app.subscribe = subscribe
+    app.subscribe_media = subscribe_media
 
     original_on_uploaded = app.on_uploaded
 

@@ -29,7 +29,7 @@ from opentelemetry import metrics
 from opentelemetry.trace import TracerProvider
 
 from darkroom.common.db import Database, Transaction, first_delivery
-from darkroom.common.events import Event, dlq_topic
+from darkroom.common.events import Event, MediaReprocess, MediaUploaded, dlq_topic
 from darkroom.common.retry import TRANSIENT_ERRORS, backoff
 from darkroom.common.settings import CommonSettings
 
@@ -216,3 +216,20 @@ def subscribe(
         return handle
 
     return register
+
+
+def subscribe_media(
+    broker: KafkaBroker,
+    *,
+    service: str,
+    db: Database,
+    workers: int,
+    handle: Handle[MediaUploaded],
+) -> None:
+    """Register ``handle`` for new uploads and for the reprocessing lane.
+
+    New uploads get ``workers`` consumers, one per process of the service's pool, so the pool
+    stays busy; the low-priority lane gets one, so a backfill never delays new uploads.
+    """
+    subscribe(broker, MediaUploaded, service=service, db=db, max_workers=workers)(handle)
+    subscribe(broker, MediaReprocess, service=service, db=db)(handle)

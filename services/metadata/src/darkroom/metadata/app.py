@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from darkroom.common.broker import subscribe
+from darkroom.common.broker import subscribe_media
 from darkroom.common.db import Transaction
-from darkroom.common.events import MediaReprocess, MediaUploaded
+from darkroom.common.events import MediaUploaded
 from darkroom.common.runtime import Runtime
 from darkroom.common.settings import MetadataSettings
 from darkroom.metadata.handlers import Deps, on_uploaded
@@ -17,13 +17,16 @@ def create_runtime(settings: MetadataSettings | None = None) -> Runtime:
     extractor = Extractor(settings, runtime.blobs)
     runtime.on_stop(extractor.close)
     deps = Deps(extractor, runtime.blobs, settings.bucket_derived)
-    # New uploads keep every process of the pool busy; the low-priority lane takes one.
-    for event, consumers in ((MediaUploaded, settings.workers), (MediaReprocess, 1)):
 
-        @subscribe(
-            runtime.broker, event, service=settings.service, db=runtime.db, max_workers=consumers
-        )
-        async def uploaded(event: MediaUploaded, tx: Transaction) -> None:
-            await on_uploaded(event, tx, deps)
+    async def uploaded(event: MediaUploaded, tx: Transaction) -> None:
+        await on_uploaded(event, tx, deps)
+
+    subscribe_media(
+        runtime.broker,
+        service=settings.service,
+        db=runtime.db,
+        workers=settings.workers,
+        handle=uploaded,
+    )
 
     return runtime

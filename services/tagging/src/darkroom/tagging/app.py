@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from darkroom.common.broker import subscribe
+from darkroom.common.broker import subscribe, subscribe_media
 from darkroom.common.db import Transaction
-from darkroom.common.events import MediaReprocess, MediaUploaded, TaggingCommand
+from darkroom.common.events import MediaUploaded, TaggingCommand
 from darkroom.common.runtime import Runtime
 from darkroom.common.settings import TaggingSettings
 from darkroom.tagging.handlers import Deps, on_command, on_uploaded, recluster
@@ -17,14 +17,17 @@ def create_runtime(settings: TaggingSettings | None = None) -> Runtime:
     analyser = Analyser(settings, runtime.blobs)
     runtime.on_stop(analyser.close)
     deps = Deps(analyser, settings)
-    # New uploads keep every process of the pool busy; the low-priority lane takes one.
-    for event, consumers in ((MediaUploaded, settings.workers), (MediaReprocess, 1)):
 
-        @subscribe(
-            runtime.broker, event, service=settings.service, db=runtime.db, max_workers=consumers
-        )
-        async def uploaded(event: MediaUploaded, tx: Transaction) -> None:
-            await on_uploaded(event, tx, deps)
+    async def uploaded(event: MediaUploaded, tx: Transaction) -> None:
+        await on_uploaded(event, tx, deps)
+
+    subscribe_media(
+        runtime.broker,
+        service=settings.service,
+        db=runtime.db,
+        workers=settings.workers,
+        handle=uploaded,
+    )
 
     @subscribe(runtime.broker, TaggingCommand, service=settings.service, db=runtime.db)
     async def command(command: TaggingCommand, tx: Transaction) -> None:
