@@ -43,9 +43,10 @@ from typing import Any, cast
 from darkroom.common.blobs import Blobs
 from darkroom.common.db import Database, Transaction
 from darkroom.common.events import MediaUploaded
+from darkroom.common.imaging import Failure
 from darkroom.common.pool import WorkerPool
 from darkroom.metadata import app, handlers, store, worker
-from darkroom.metadata.extract import Extracted, Failure, Hints, extract_image
+from darkroom.metadata.extract import Extracted, Hints, extract_image
 
 OUT_VARIABLE = "DARKROOM_BENCH_METADATA_STAGES"
 STAGES = (

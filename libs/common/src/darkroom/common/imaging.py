@@ -17,10 +17,16 @@ from __future__ import annotations
 import functools
 import io
 import subprocess
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TypeVar
 
 import imageio_ffmpeg
 import pillow_heif
+from minio.error import S3Error
 from PIL import Image, ImageCms, UnidentifiedImageError
+
+from darkroom.common.pool import WorkFailed
 
 # What Darkroom decodes. Pillow knows more formats, but some call out to other programs
 # (EPS runs Ghostscript) or are rarely worth the risk of an old decoder on untrusted uploads.
@@ -37,6 +43,8 @@ UPRIGHT = {
     8: Image.Transpose.ROTATE_90,
 }
 POSTER_TIMEOUT_SECONDS = 30
+MISSING = frozenset({"NoSuchKey", "NoSuchObject"})
+T = TypeVar("T")
 
 
 class UnreadableMedia(ValueError):
@@ -51,6 +59,31 @@ class UnreadableMedia(ValueError):
         self,
     ) -> tuple[type[UnreadableMedia], tuple[str, str]]:  # raised in worker processes
         return type(self), (self.code, self.message)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a file itself could not be read: the reason of a failed result."""
+
+    code: str
+    message: str
+
+
+async def attempt(work: Awaitable[T]) -> T | Failure:
+    """The work on one file, or why the file could not be read.
+
+    A file no decoder reads, one whose work passed its time limit or crashed its process, and
+    an original missing from storage are the file's own fault: a ``Failure``, never a retry or
+    a dead letter. Anything else (S3 or the database unavailable) is raised.
+    """
+    try:
+        return await work
+    except (UnreadableMedia, WorkFailed) as error:
+        return Failure(error.code, error.message)
+    except S3Error as error:
+        if error.code not in MISSING:
+            raise
+        return Failure("missing_original", "The original file is not in storage.")
 
 
 @functools.cache

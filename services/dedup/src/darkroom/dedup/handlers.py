@@ -16,8 +16,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from minio.error import S3Error
-
 from darkroom.common.db import Transaction, publish
 from darkroom.common.events import (
     DedupCommand,
@@ -25,11 +23,10 @@ from darkroom.common.events import (
     MediaUploaded,
     Outcome,
 )
-from darkroom.common.imaging import UnreadableMedia
-from darkroom.common.pool import WorkFailed
+from darkroom.common.imaging import Failure, attempt
 from darkroom.common.settings import DedupSettings
 from darkroom.dedup import store
-from darkroom.dedup.hashing import Hashes, distance
+from darkroom.dedup.hashing import distance
 from darkroom.dedup.store import Candidate, Member
 from darkroom.dedup.worker import Hasher
 
@@ -45,16 +42,9 @@ class Deps:
 
 async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None:
     """Hash the medium, place it in its group (or none), and say so."""
-    hashes: Hashes | None = None
-    failure: tuple[str, str] | None = None
-    try:
-        hashes = await deps.hasher.hash(event)
-    except (UnreadableMedia, WorkFailed) as error:
-        failure = (error.code, error.message)
-    except S3Error as error:
-        if error.code not in {"NoSuchKey", "NoSuchObject"}:
-            raise
-        failure = ("missing_original", "The original file is not in storage.")
+    read = await attempt(deps.hasher.hash(event))
+    hashes = None if isinstance(read, Failure) else read
+    failure = (read.code, read.message) if isinstance(read, Failure) else None
     ref = event.media
     await store.lock_project(tx, ref.project_id)
     await store.save(tx, ref, event.sha256, hashes, failure)

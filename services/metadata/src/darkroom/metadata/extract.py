@@ -12,7 +12,7 @@ from datetime import date, datetime
 
 from PIL import Image
 
-from darkroom.common.imaging import UnreadableMedia, poster_frame
+from darkroom.common.imaging import Failure, UnreadableMedia, poster_frame
 from darkroom.metadata.capture import capture_time
 from darkroom.metadata.derived import derived_images
 from darkroom.metadata.exif import read_image
@@ -43,12 +43,6 @@ class Extracted:
     duration_seconds: float | None = None
     thumbnail: bytes | None = None
     preview: bytes | None = None
-
-
-@dataclass(frozen=True)
-class Failure:
-    code: str
-    message: str
 
 
 def extract_image(data: bytes, hints: Hints) -> Extracted | Failure:

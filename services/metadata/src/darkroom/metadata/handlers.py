@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from minio.error import S3Error
-
 from darkroom.common.blobs import Blobs
 from darkroom.common.db import Transaction, publish
 from darkroom.common.events import GeoPoint, MediaMetadata, MediaUploaded, Outcome
+from darkroom.common.imaging import Failure, attempt
 from darkroom.metadata import store
-from darkroom.metadata.extract import Extracted, Failure
+from darkroom.metadata.extract import Extracted
 from darkroom.metadata.worker import Extractor
 
 SOURCE = "darkroom/metadata"
@@ -25,12 +24,7 @@ class Deps:
 
 async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None:
     """Read the medium, store its derived images and its metadata, and say what was found."""
-    try:
-        found = await deps.extractor.extract(event)
-    except S3Error as error:
-        if error.code not in {"NoSuchKey", "NoSuchObject"}:
-            raise
-        found = Failure("missing_original", "The original file is not in storage.")
+    found = await attempt(deps.extractor.extract(event))
     if isinstance(found, Failure):
         result = MediaMetadata(
             media=event.media, outcome=Outcome.FAILED, reason_code=found.code, reason=found.message

@@ -17,7 +17,6 @@ import uuid
 from dataclasses import dataclass
 
 import numpy as np
-from minio.error import S3Error
 
 from darkroom.common.db import Database, Transaction, publish
 from darkroom.common.events import (
@@ -33,8 +32,7 @@ from darkroom.common.events import (
     TaggingCommand,
     TagSource,
 )
-from darkroom.common.imaging import UnreadableMedia
-from darkroom.common.pool import WorkFailed
+from darkroom.common.imaging import Failure, attempt
 from darkroom.common.settings import TaggingSettings
 from darkroom.tagging import store
 from darkroom.tagging.analysis import Analysis
@@ -59,14 +57,11 @@ async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None
     analysis: Analysis | None = None
     failure: tuple[str, str] | None = None
     if ref.ai_tagging:
-        try:
-            analysis = await deps.analyser.analyse(event)
-        except (UnreadableMedia, WorkFailed) as error:
-            failure = (error.code, error.message)
-        except S3Error as error:
-            if error.code not in {"NoSuchKey", "NoSuchObject"}:
-                raise
-            failure = ("missing_original", "The original file is not in storage.")
+        read = await attempt(deps.analyser.analyse(event))
+        if isinstance(read, Failure):
+            failure = (read.code, read.message)
+        else:
+            analysis = read
     if analysis is not None and analysis.sensitive:
         tags += [Tag(name="sensitive", source=TagSource.AI_SAFETY)] + [
             Tag(name=f"sensitive:{label.lower()}", source=TagSource.AI_SAFETY)
@@ -76,13 +71,15 @@ async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None
     await store.save_medium(tx, ref, tags, failure)
     if analysis is not None:
         touched = await store.drop_faces(tx, ref.media_id)  # read again: found again
+        persons = await store.persons(tx, ref.project_id)
         for found in analysis.faces:
             embedding = np.array(found.embedding)
-            match = _nearest(embedding, await store.persons(tx, ref.project_id), None)
+            match = _nearest(embedding, persons, None)
             if match is not None and match[1] <= deps.settings.face_distance:
                 person_id = match[0]
             else:
                 person_id = await store.new_person(tx, ref.project_id, embedding)
+                persons.append(store.Person(person_id, None, embedding, 0))
             await store.add_face(tx, ref, found, person_id)
             touched.add(person_id)
         for person_id in touched:
