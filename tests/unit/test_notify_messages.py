@@ -9,7 +9,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from darkroom.notify.messages import email, message_id, one_line, webhook
+from darkroom.notify.messages import email, message_id, one_line, webhook, webhook_id
 
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
 PAYLOAD = {
@@ -27,6 +27,9 @@ def test_the_message_id_is_the_same_for_the_same_event_and_recipient_only() -> N
     assert one != message_id("darkroom.session.submitted.v1:s1", "ops@example.org", "example.org")
     assert one != message_id("darkroom.session.processed.v1:s1", "ana@example.org", "example.org")
     assert one.startswith("<") and one.endswith("@example.org>")
+    hook = webhook_id("darkroom.session.submitted.v1:s1", "https://hooks.example.org/x")
+    assert hook == webhook_id("darkroom.session.submitted.v1:s1", "https://hooks.example.org/x")
+    assert hook.startswith("msg_") and hook != webhook_id("other:s1", "https://hooks.example.org/x")
 
 
 @pytest.mark.parametrize(

@@ -275,13 +275,19 @@ async def visible_session(
     row = await store.session(runtime.db.pool, session_id)
     if row is None:
         raise not_found("session")
+    require_visible(caller, row["project_id"], role, "session")
+    return row
+
+
+def require_visible(caller: Caller, project_id: uuid.UUID, role: Role, what: str) -> None:
+    """Refuse unless the caller may act on a ``what`` of ``project_id`` with ``role``; one of
+    another project is answered as a ``what`` that does not exist."""
     try:
-        caller.require(row["project_id"], role)
+        caller.require(project_id, role)
     except Refused as refused:
         if refused.status == 404:
-            raise not_found("session") from None
+            raise not_found(what) from None
         raise
-    return row
 
 
 async def _session(runtime: Runtime, session_id: uuid.UUID) -> schemas.Session:

@@ -28,7 +28,7 @@ from darkroom.common.events import (
     TaggingCommand,
 )
 from darkroom.ingest import processing
-from darkroom.ingest.api import CallerDep, RuntimeDep, uploaded_event
+from darkroom.ingest.api import CallerDep, RuntimeDep, require_visible, uploaded_event
 from darkroom.ingest.errors import Refused, not_found
 from darkroom.ingest.keys import Caller, Role
 
@@ -357,12 +357,7 @@ async def _visible_medium(
     row = await pool.fetchrow(_MEDIA + " WHERE f.id = $1", media_id)
     if row is None:
         raise not_found("media")
-    try:
-        caller.require(row["project_id"], role)
-    except Refused as refused:
-        if refused.status == 404:
-            raise not_found("media") from None
-        raise
+    require_visible(caller, row["project_id"], role, "media")
     return row
 
 

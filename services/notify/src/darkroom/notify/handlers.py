@@ -86,7 +86,7 @@ async def _owe(
             recipient=hook.url,
             template=template,
             payload=payload,
-            message_id="msg_" + messages.message_id(subject_key, hook.url, domain)[1:41],
+            message_id=messages.webhook_id(subject_key, hook.url),
             give_up_after=give_up,
             secret=hook.secret,
         )

@@ -38,8 +38,17 @@ _templates = Environment(
 
 
 def message_id(subject_key: str, recipient: str, domain: str) -> str:
-    digest = hashlib.sha256(f"{subject_key}\n{recipient}".encode()).hexdigest()[:40]
-    return f"<{digest}@{domain}>"
+    """An e-mail's ``Message-ID``: the same for the same news to the same recipient."""
+    return f"<{_digest(subject_key, recipient)}@{domain}>"
+
+
+def webhook_id(subject_key: str, url: str) -> str:
+    """A webhook's ``webhook-id``, derived as the ``Message-ID`` is."""
+    return f"msg_{_digest(subject_key, url)}"
+
+
+def _digest(subject_key: str, recipient: str) -> str:
+    return hashlib.sha256(f"{subject_key}\n{recipient}".encode()).hexdigest()[:40]
 
 
 def one_line(text: str) -> str:
