@@ -1,6 +1,6 @@
 """Faces: persons found across the corpus faces folder, and faces per second on 2 cores.
 
-    make infra && uv run python -m bench.tagging_faces [--photos 100] [--warmup 4]
+    make infra && uv run python -m bench.tagging_faces [--photos 100] [--warmup 4] [--stages]
 
 **Persons.** Every photo of ``corpus/faces`` (the ``people/<name>/`` folders and the photos
 beside them, whose people are listed in ``TRUTH``) is announced with AI tagging on, to one
@@ -166,6 +166,26 @@ def _faces(picture: np.ndarray, upsample: int) -> int:
     return len(faces_of(picture, upsample))
 
 
+def stages(paths: list[Path], settings: TaggingSettings) -> dict[str, float]:
+    """Mean ms per photo of each part of the service's analysis, in this process alone."""
+    from darkroom.tagging.analysis import _nudenet
+
+    spent = {"decode": 0.0, "safety model": 0.0, "dlib": 0.0}
+    _nudenet()
+    faces_of(_decoded(paths[0], settings.face_image_size), settings.face_upsample)  # loaded
+    for path in paths:
+        start = time.perf_counter()
+        picture = _decoded(path, settings.face_image_size)
+        decoded = time.perf_counter()
+        _nudenet().detect(np.ascontiguousarray(picture[:, :, ::-1]))
+        judged = time.perf_counter()
+        faces_of(picture, settings.face_upsample)
+        spent["decode"] += decoded - start
+        spent["safety model"] += judged - decoded
+        spent["dlib"] += time.perf_counter() - judged
+    return {part: 1000 * total / len(paths) for part, total in spent.items()}
+
+
 def bare(paths: list[Path], settings: TaggingSettings) -> tuple[int, float]:
     """Faces found and seconds taken by dlib alone, in ``workers`` processes."""
     pictures = [_decoded(path, settings.face_image_size) for path in paths]
@@ -195,6 +215,10 @@ async def run(args: argparse.Namespace) -> None:
     settings = TaggingSettings()
     cycle = [path for path, _ in photos()]
     paths = [cycle[n % len(cycle)] for n in range(args.photos)]
+    if args.stages:
+        parts = await asyncio.to_thread(stages, [path for path, _ in photos()], settings)
+        print("ms per photo, one process: " + ", ".join(f"{k} {v:.0f}" for k, v in parts.items()))
+        print(f"the service's own work caps the ratio at {parts['dlib'] / sum(parts.values()):.2f}")
     found, seconds = await asyncio.to_thread(bare, paths, settings)
     floor = found / seconds
     print(
@@ -237,6 +261,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--photos", type=int, default=100, help="media in the timed run")
     parser.add_argument("--warmup", type=int, default=4, help="media handled before the clock")
+    parser.add_argument("--stages", action="store_true", help="time each part of the analysis")
     asyncio.run(run(parser.parse_args()))
 
 
