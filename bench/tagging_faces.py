@@ -162,8 +162,8 @@ def _decoded(path: Path, size: int) -> np.ndarray:
     return np.asarray(fitted(path.read_bytes(), size).convert("RGB"))
 
 
-def _faces(picture: np.ndarray, upsample: int) -> int:
-    return len(faces_of(picture, upsample))
+def _faces(picture: np.ndarray, upsample: int, min_face: int) -> int:
+    return len(faces_of(picture, upsample, min_face))
 
 
 def stages(paths: list[Path], settings: TaggingSettings) -> dict[str, float]:
@@ -172,14 +172,14 @@ def stages(paths: list[Path], settings: TaggingSettings) -> dict[str, float]:
 
     spent = {"decode": 0.0, "safety model": 0.0, "dlib": 0.0}
     _nudenet()
-    faces_of(_decoded(paths[0], settings.face_image_size), settings.face_upsample)  # loaded
+    faces_of(_decoded(paths[0], settings.face_image_size), settings.face_upsample, 0)  # loaded
     for path in paths:
         start = time.perf_counter()
         picture = _decoded(path, settings.face_image_size)
         decoded = time.perf_counter()
         _nudenet().detect(np.ascontiguousarray(picture[:, :, ::-1]))
         judged = time.perf_counter()
-        faces_of(picture, settings.face_upsample)
+        faces_of(picture, settings.face_upsample, settings.face_min_pixels)
         spent["decode"] += decoded - start
         spent["safety model"] += judged - decoded
         spent["dlib"] += time.perf_counter() - judged
@@ -190,10 +190,11 @@ def bare(paths: list[Path], settings: TaggingSettings) -> tuple[int, float]:
     """Faces found and seconds taken by dlib alone, in ``workers`` processes."""
     pictures = [_decoded(path, settings.face_image_size) for path in paths]
     upsample = [settings.face_upsample] * len(pictures)
+    min_face = [settings.face_min_pixels] * len(pictures)
     with ProcessPoolExecutor(max_workers=settings.workers) as pool:
-        list(pool.map(_faces, pictures[: settings.workers * 2], upsample))  # models loaded
+        list(pool.map(_faces, pictures[: settings.workers * 2], upsample, min_face))  # loaded
         start = time.monotonic()
-        found = sum(pool.map(_faces, pictures, upsample))
+        found = sum(pool.map(_faces, pictures, upsample, min_face))
         return found, time.monotonic() - start
 
 

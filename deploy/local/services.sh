@@ -8,9 +8,14 @@ services_stop() {
   # The supervisor stops its services (SIGTERM, 30 s, SIGKILL) before it exits.
   terminate supervise "$SUPERVISE_MAIN" 40
   # A service outlives its supervisor only when that was killed outright.
-  local entry
+  local entry pid_file name
   for entry in "${SERVICES[@]}"; do
     terminate "${entry%:*}" "darkroom.${entry%:*}"
+  done
+  for pid_file in "$RUN"/*-[0-9]*.pid; do # replicas (up --replicas N): <service>-<k>.pid
+    [[ -e $pid_file ]] || continue
+    name=$(basename "$pid_file" .pid)
+    terminate "$name" "darkroom.${name%-*}"
   done
 }
 

@@ -6,7 +6,11 @@ restarted after a capped backoff (compose's ``restart: unless-stopped``). SIGTER
 stops them all (SIGTERM, up to 30 s, then SIGKILL). Run by ``deploy/local/stack up``; what it
 says goes to the terminal and to var/log/supervise.log.
 
-    python deploy/local/supervise.py [--only ingest,metadata]
+    python deploy/local/supervise.py [--only ingest,metadata] [--replicas 2]
+
+With ``--replicas N`` each service runs N processes that share its Kafka consumer group, as
+``docker compose up --scale`` would: replica k is named ``<service>-k`` (log, pid file) and
+listens on the service's port + 10 * (k - 1).
 """
 
 from __future__ import annotations
@@ -72,15 +76,27 @@ def is_ready(port: int) -> bool:
         connection.close()
 
 
+REPLICA_PORT_STEP = 10
+
+
 @dataclass
 class Service:
-    name: str
-    port: int
+    module: str  # darkroom.<module>
+    base_port: int
+    replica: int = 1
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restart_at: float = 0.0
     backoff: float = FIRST_BACKOFF
     ready: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.module if self.replica == 1 else f"{self.module}-{self.replica}"
+
+    @property
+    def port(self) -> int:
+        return self.base_port + REPLICA_PORT_STEP * (self.replica - 1)
 
     @property
     def log(self) -> Path:
@@ -93,9 +109,13 @@ class Service:
             # A session of its own: Ctrl-C reaches the supervisor only, which stops each
             # service once, with SIGTERM.
             self.process = subprocess.Popen(  # noqa: S603 (a fixed command)
-                [sys.executable, "-m", f"darkroom.{self.name}"],
+                [sys.executable, "-m", f"darkroom.{self.module}"],
                 cwd=ROOT,
-                env={**SERVICE_ENV, **os.environ},
+                env={
+                    **SERVICE_ENV,
+                    **os.environ,
+                    f"DARKROOM_{self.module.upper()}_HTTP_PORT": str(self.port),
+                },
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -193,7 +213,7 @@ def supervise(services: list[Service]) -> None:
 
 
 def announce(services: list[Service]) -> None:
-    gateway = next((s for s in services if s.name == "ingest"), None)
+    gateway = next((s for s in services if s.name == "ingest"), None)  # the first replica
     if gateway is None:
         say(f"{', '.join(s.name for s in services)} ready")
     else:
@@ -271,12 +291,22 @@ def main() -> int:
         metavar="NAME,NAME",
         help=f"start only these services (of {', '.join(SERVICES)})",
     )
-    names: list[str] = parser.parse_args().only
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        choices=range(1, 9),
+        default=1,
+        metavar="N",
+        help="processes per service (1 to 8, the topics' partitions; default 1)",
+    )
+    arguments = parser.parse_args()
+    names: list[str] = arguments.only
     LOGS.mkdir(parents=True, exist_ok=True)
     RUN.mkdir(parents=True, exist_ok=True)
     services = [
-        Service(name, int(os.environ.get(f"DARKROOM_{name.upper()}_HTTP_PORT", SERVICES[name])))
+        Service(name, int(os.environ.get(f"DARKROOM_{name.upper()}_HTTP_PORT", SERVICES[name])), k)
         for name in names
+        for k in range(1, arguments.replicas + 1)
     ]
     if (pid := other_supervisor()) is not None:
         say(f"already running (pid {pid}); stop it with deploy/local/stack stop")

@@ -2,89 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import email
-import email.policy
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psutil
 import pytest
 
-from darkroom.common.events import CATALOG, SERVICES
-from darkroom.common.settings import CommonSettings
-from darkroom.common.topics import skip_backlog
-
-ROOT = Path(__file__).resolve().parents[2]
-PORTS = {"ingest": 8000, "metadata": 8001, "dedup": 8002, "tagging": 8003, "notify": 8004}
-
-
-def readiness(port: int) -> tuple[int, dict[str, object]]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
-    except OSError:
-        return 0, {}
-
-
-def wait_until(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
-
-
-def all_ready() -> bool:
-    return all(readiness(port)[0] == 200 for port in PORTS.values())
-
-
-def skip_backlogs() -> None:
-    """Every service's group past what the topics hold now: earlier tests' events are not
-    this stack's to process (a fresh deployment has none)."""
-    settings = CommonSettings()
-    for service in SERVICES:
-        topics = tuple(event.topic for event in CATALOG if service in event.consumers)
-        asyncio.run(skip_backlog(settings, service, topics))
+from .makeup import PORTS, ROOT, darkroom, dev_env, mails, make_up, readiness, wait_until
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[subprocess.Popen[bytes]]:
-    """`make up`, in a process group of its own, as a developer runs it in a terminal."""
-    subprocess.run(["make", "infra"], cwd=ROOT, check=True, capture_output=True)
-    skip_backlogs()
-    output = (ROOT / "var" / "log").joinpath("make-up.log")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("wb") as sink:
-        make = subprocess.Popen(
-            ["make", "up"], cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        wait_until(all_ready, 180, "all five services ready")
-        wait_until(
-            lambda: "Darkroom is up: gateway http://127.0.0.1:8000" in output.read_text(),
-            10,
-            "make up saying where the gateway listens",
-        )
+    with make_up() as make:
         yield make
-    finally:
-        if make.poll() is None:
-            os.killpg(make.pid, signal.SIGTERM)
-            make.wait(timeout=60)
 
 
 def service_process(make: subprocess.Popen[bytes], service: str) -> psutil.Process:
@@ -148,18 +85,14 @@ def test_an_upload_through_the_stack_brings_both_emails(stack: subprocess.Popen[
         )
         assert api.post(f"/sessions/{session}/submit").status_code == 200
 
-    def mails() -> dict[str, list[str]]:
+    def by_kind() -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
-        for path in (ROOT / "var" / "mail").glob("*.eml"):
-            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            if view in str(message["Subject"]):
-                found.setdefault(str(message["Subject"]).split(":")[0], []).append(
-                    str(message["To"])
-                )
-        return found
+        for mail in mails(view):
+            found.setdefault(mail.kind, []).append(mail.to)
+        return {kind: sorted(to) for kind, to in found.items()}
 
-    wait_until(lambda: len(mails()) == 2, 180, "both e-mails in var/mail")
-    assert {k: sorted(v) for k, v in mails().items()} == {
+    wait_until(lambda: len(by_kind()) == 2, 180, "both e-mails in var/mail")
+    assert by_kind() == {
         "Upload received": ["ana@example.org", "ops@example.org"],
         "Processing complete": ["ana@example.org", "ops@example.org"],
     }
@@ -169,8 +102,7 @@ def test_make_up_gives_the_cli_a_project_and_key_and_an_upload_comes_back_proces
     stack: subprocess.Popen[bytes], tmp_path: Path
 ) -> None:
     """The issue's "done when": make up, darkroom upload --ai-tags --wait, media list."""
-    env_lines = (ROOT / "var" / "dev.env").read_text().splitlines()
-    values = dict(line.split("=", 1) for line in env_lines)
+    values = dev_env()
     assert values["DARKROOM_URL"] == "http://127.0.0.1:8000" and values["DARKROOM_API_KEY"]
     folder = tmp_path / f"E2E {uuid.uuid4().hex[:6]}"
     (folder / "Cardiff").mkdir(parents=True)
@@ -179,26 +111,13 @@ def test_make_up_gives_the_cli_a_project_and_key_and_an_upload_comes_back_proces
         (corpus / "cameras" / "jpg" / "Apple iPhone 6 plus.jpg").read_bytes()
     )
     (folder / "obama.jpg").write_bytes((corpus / "faces" / "obama.jpg").read_bytes())
-    env = {**os.environ, **values, "DARKROOM_STATE_DIR": str(tmp_path / "state")}
-
-    def darkroom(*args: str) -> Any:
-        done = subprocess.run(
-            [sys.executable, "-m", "darkroom.cli.main", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
-
+    env = {**values, "DARKROOM_STATE_DIR": str(tmp_path / "state")}
     project = values["DARKROOM_PROJECT"]
     uploaded = darkroom(
-        "upload", str(folder), "--project", project, "--ai-tags", "--wait", "--json"
+        env, "upload", str(folder), "--project", project, "--ai-tags", "--wait", "--json"
     )
     assert uploaded["uploaded"] == 2 and uploaded["failed"] == []
-    listed = {m["path"]: m for m in darkroom("media", "list", "--project", project, "--json")}
+    listed = {m["path"]: m for m in darkroom(env, "media", "list", "--project", project, "--json")}
     phone = listed[f"{folder.name}/Cardiff/phone.jpg"]
     assert phone["status"] == "processed"
     assert phone["country_code"] == "GB" and phone["offset_source"] == "gps_timezone"

@@ -98,3 +98,34 @@ async def test_a_folder_goes_up_with_its_paths_and_a_second_run_resumes(
     assert code == 0, listed
     uploaded = sorted((m["path"], m["status"]) for m in listed if m["status"] == "processing")
     assert uploaded == [("Survey/Cam/1.jpg", "processing"), ("Survey/Cam/2.jpg", "processing")]
+
+
+async def test_sessions_follow_the_projects_limit_and_new_files_go_to_a_new_session(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    async with gateway.client(gateway.platform_key) as client:
+        made = await client.post(
+            "/v1/projects", json={"name": "Small uploads", "policy": "capture", "max_files": 2}
+        )
+        assert made.status_code == 201, made.text
+        project = made.json()["id"]
+    state = tmp_path / "state"
+    folder = tmp_path / "Site"
+    folder.mkdir()
+    for n in range(3):
+        (folder / f"{n}.jpg").write_bytes(jpeg(10 + n))
+    upload = ("upload", str(folder), "--project", project, "--json")
+
+    code, first = await darkroom(gateway, gateway.platform_key, state, *upload)
+    assert code == 0, first
+    assert first["uploaded"] == 3 and len(first["sessions"]) == 2  # 2 files a session
+
+    (folder / "3.jpg").write_bytes(jpeg(13))  # added after both sessions were submitted
+    code, second = await darkroom(gateway, gateway.platform_key, state, *upload)
+    assert code == 0, second
+    assert second["sessions"][:2] == first["sessions"] and len(second["sessions"]) == 3
+    assert second["uploaded"] == 4
+    async with gateway.client(gateway.platform_key) as client:
+        latest = (await client.get(f"/v1/sessions/{second['sessions'][2]}")).json()
+        assert [f["path"] for f in latest["files"]] == ["Site/3.jpg"]
+        assert latest["submitted_at"] is not None

@@ -22,6 +22,7 @@ from darkroom.common.events import (
 from darkroom.common.settings import CommonSettings, DedupSettings
 from darkroom.dedup.app import create_runtime
 
+from .backbone import eventually
 from .consumers import Consumer, consumer
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
@@ -129,6 +130,37 @@ async def test_two_replicas_given_copies_at_once_make_one_group(dedup: Consumer)
         assert together(found, one, two), (found[one.media_id], found[two.media_id])
         groups.add(found[one.media_id]["group_id"])
     assert len(groups) == len(pairs)
+
+
+async def test_each_similarity_is_to_the_closest_member_whatever_the_order(
+    dedup: Consumer,
+) -> None:
+    """A far copy arrives before or after a close one: the original ends as close to the close
+    copy either way (not stuck with the far one that happened to come first)."""
+    await dedup.start(1)
+    copies = {
+        "original": FUJI.read_bytes(),
+        "close": reencoded(FUJI, scale=0.9, quality=90),  # every hash bit agrees
+        "far": reencoded(FUJI, scale=0.15, quality=10),  # 6 of 128 bits differ
+    }
+    runs: list[dict[str, MediaRef]] = []
+    for order in (("original", "far", "close"), ("original", "close", "far")):
+        project, refs = uuid.uuid4(), {}
+        for name in order:  # one by one, each handled before the next arrives
+            refs[name] = await dedup.upload(project, copies[name], f"{name}.jpg")
+            await dedup.latest(*refs.values())
+        runs.append(refs)
+
+    async def similarities(refs: dict[str, MediaRef]) -> dict[str, float]:
+        found = await dedup.latest(*refs.values())
+        return {name: found[ref.media_id]["similarity"] for name, ref in refs.items()}
+
+    async def alike() -> dict[str, float] | None:
+        first, second = await similarities(runs[0]), await similarities(runs[1])
+        return first if first == second else None
+
+    final = await eventually(alike, timeout=30)
+    assert final == {"original": 1.0, "close": 1.0, "far": 0.953}
 
 
 async def test_a_review_keeps_two_media_apart_whatever_comes_later(dedup: Consumer) -> None:

@@ -91,3 +91,43 @@ def exiftool_offset(text: str) -> timedelta | None:
     sign, hours, minutes = match.groups()
     offset = timedelta(hours=int(hours), minutes=int(minutes))
     return -offset if sign == "-" else offset
+
+
+# Every corpus file with GPS, and the country of the coordinates ExifTool reads (checked on a
+# map).
+COUNTRIES: dict[str, str | None] = {
+    "cameras/heic/IMG_1034.heic": "CN",  # Guangzhou
+    "cameras/jpg/Apple iPhone 6 plus.jpg": "GB",  # Cardiff
+    # ExifTool reads 118.25° E (Jiangsu); the photo is from Los Angeles: ExifTool drops the W
+    # of FLIR's own GPS record, which Darkroom reads (test_exif's KNOWN_DIFFERENCES).
+    "cameras/jpg/FLIR iPhone device.jpg": "CN",
+    "cameras/jpg/FujiFilm FinePixS1Pro (1).jpg": "GB",
+    "cameras/jpg/FujiFilm FinePixS1Pro (3).jpg": "GB",
+    "cameras/jpg/FujiFilm FinePixS1Pro (5).jpg": "GB",
+    "cameras/jpg/Issue 173 (dotnet).jpg": "US",  # Michigan
+    "cameras/jpg/Issue 308.jpg": None,  # 0, 0: no fix (the reader treats it as absent)
+    "cameras/jpg/Olympus FE230-X790.jpg": "CA",  # British Columbia
+    "cameras/jpg/Panasonic DMC-LX3 (Lumix).jpg": "IT",  # Rome
+    "cameras/jpg/Sony DSC-HX5V (2).jpg": "DE",
+    "cameras/tif/Issue 151.tif": "FR",  # Normandy
+    "cameras/tif/Issue 555 (1).tif": "MU",
+    "cameras/webp/Issue 473 (Java).webp": "US",  # Sunnyvale
+    "exif-samples/heic/IMG_5195.HEIC": "US",  # near Kansas City
+    "exif-samples/heic/mobile/HMD_Nokia_8.3_5G.heif": "ES",
+    "exif-samples/heic/mobile/HMD_Nokia_8.3_5G_hdr.heif": "ES",
+    "exif-samples/jpg/Kodak_CX7530.jpg": "KE",  # on the equator, Rift Valley
+    "exif-samples/jpg/gps/DSCN0010.jpg": "IT",  # Arezzo, and the eight below
+    "exif-samples/jpg/gps/DSCN0012.jpg": "IT",
+    "exif-samples/jpg/gps/DSCN0021.jpg": "IT",
+    "exif-samples/jpg/gps/DSCN0025.jpg": "IT",
+    "exif-samples/jpg/gps/DSCN0027.jpg": "IT",
+    "exif-samples/jpg/gps/DSCN0029.jpg": "IT",
+    "exif-samples/jpg/gps/DSCN0038.jpg": "IT",
+    "exif-samples/jpg/gps/DSCN0040.jpg": "IT",
+    "exif-samples/jpg/gps/DSCN0042.jpg": "IT",
+    "exif-samples/jpg/hdr/iphone_hdr_NO.jpg": "ES",  # Madrid
+    "exif-samples/jpg/hdr/iphone_hdr_YES.jpg": "ES",
+    "exif-samples/jpg/mobile/HMD_Nokia_8.3_5G.jpg": "FI",  # Helsinki
+    "exif-samples/jpg/tests/67-0_length_string.jpg": "DE",
+    "exif-samples/jpg/tests/87_OSError.jpg": "IT",  # Florence
+}

@@ -13,7 +13,12 @@ from darkroom.tagging.analysis import Options, analyse_picture, analyse_video
 
 FACES = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "faces"
 SETTINGS = TaggingSettings()
-OPTIONS = Options(SETTINGS.face_image_size, SETTINGS.face_upsample, SETTINGS.safety_min_score)
+OPTIONS = Options(
+    SETTINGS.face_image_size,
+    SETTINGS.face_upsample,
+    SETTINGS.safety_min_score,
+    SETTINGS.face_min_pixels,
+)
 
 
 def test_two_people_are_two_faces_and_each_is_who_they_are() -> None:

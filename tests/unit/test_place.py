@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from darkroom.metadata.place import MAX_TOWN_DISTANCE_KM, distance_km, place_at, zone_at
+from tests.unit.corpus_truth import COUNTRIES
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 
@@ -99,45 +100,6 @@ def test_threads_share_one_load_of_each_data_set() -> None:
     assert zones == [p[5] for p in PLACES] * 20
 
 
-# Every corpus file with GPS, and the country its coordinates are in (checked on a map).
-CORPUS_COUNTRIES = {
-    "cameras/heic/IMG_1034.heic": "CN",  # Guangzhou
-    "cameras/jpg/Apple iPhone 6 plus.jpg": "GB",  # Cardiff
-    # The file says 118.25° E (Jiangsu); the photo is from Los Angeles (118.25° W): the
-    # longitude's W reference was lost in the file. Darkroom reads what the file says.
-    "cameras/jpg/FLIR iPhone device.jpg": "CN",
-    "cameras/jpg/FujiFilm FinePixS1Pro (1).jpg": "GB",
-    "cameras/jpg/FujiFilm FinePixS1Pro (3).jpg": "GB",
-    "cameras/jpg/FujiFilm FinePixS1Pro (5).jpg": "GB",
-    "cameras/jpg/Issue 173 (dotnet).jpg": "US",  # Michigan
-    "cameras/jpg/Issue 308.jpg": None,  # 0, 0: no fix (the reader treats it as absent)
-    "cameras/jpg/Olympus FE230-X790.jpg": "CA",  # British Columbia
-    "cameras/jpg/Panasonic DMC-LX3 (Lumix).jpg": "IT",  # Rome
-    "cameras/jpg/Sony DSC-HX5V (2).jpg": "DE",
-    "cameras/tif/Issue 151.tif": "FR",  # Normandy
-    "cameras/tif/Issue 555 (1).tif": "MU",
-    "cameras/webp/Issue 473 (Java).webp": "US",  # Sunnyvale
-    "exif-samples/heic/IMG_5195.HEIC": "US",  # near Kansas City
-    "exif-samples/heic/mobile/HMD_Nokia_8.3_5G.heif": "ES",
-    "exif-samples/heic/mobile/HMD_Nokia_8.3_5G_hdr.heif": "ES",
-    "exif-samples/jpg/Kodak_CX7530.jpg": "KE",  # on the equator, Rift Valley
-    "exif-samples/jpg/gps/DSCN0010.jpg": "IT",  # Arezzo, and the eight below
-    "exif-samples/jpg/gps/DSCN0012.jpg": "IT",
-    "exif-samples/jpg/gps/DSCN0021.jpg": "IT",
-    "exif-samples/jpg/gps/DSCN0025.jpg": "IT",
-    "exif-samples/jpg/gps/DSCN0027.jpg": "IT",
-    "exif-samples/jpg/gps/DSCN0029.jpg": "IT",
-    "exif-samples/jpg/gps/DSCN0038.jpg": "IT",
-    "exif-samples/jpg/gps/DSCN0040.jpg": "IT",
-    "exif-samples/jpg/gps/DSCN0042.jpg": "IT",
-    "exif-samples/jpg/hdr/iphone_hdr_NO.jpg": "ES",  # Madrid
-    "exif-samples/jpg/hdr/iphone_hdr_YES.jpg": "ES",
-    "exif-samples/jpg/mobile/HMD_Nokia_8.3_5G.jpg": "FI",  # Helsinki
-    "exif-samples/jpg/tests/67-0_length_string.jpg": "DE",
-    "exif-samples/jpg/tests/87_OSError.jpg": "IT",  # Florence
-}
-
-
 def _corpus_positions() -> dict[str, tuple[float, float]]:
     with (CORPUS / "exiftool-truth.csv").open(newline="", encoding="utf-8") as table:
         return {
@@ -149,11 +111,11 @@ def _corpus_positions() -> dict[str, tuple[float, float]]:
 
 def test_every_corpus_file_with_gps_is_placed_in_its_country() -> None:
     positions = _corpus_positions()
-    assert set(positions) == set(CORPUS_COUNTRIES)  # a new file with GPS gets a line above
+    assert set(positions) == set(COUNTRIES)  # a new file with GPS gets a line in COUNTRIES
     found = {}
     for path, (lat, lon) in positions.items():
         place = place_at(lat, lon) if (lat, lon) != (0, 0) else None
         found[path] = place.country_code if place else None
         if place is not None:
             assert zone_at(lat, lon) is not None
-    assert found == CORPUS_COUNTRIES
+    assert found == COUNTRIES

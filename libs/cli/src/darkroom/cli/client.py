@@ -9,7 +9,17 @@ import httpx
 
 
 class GatewayError(Exception):
-    """The gateway refused (its code and sentence) or could not be reached."""
+    """The gateway refused (its code and sentence) or could not be reached (no status)."""
+
+    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+    @property
+    def transient(self) -> bool:
+        """Worth trying again: unreachable, overloaded or failing, not a refusal."""
+        return self.status is None or self.status >= 500 or self.status in (408, 429)
 
 
 class Gateway:
@@ -37,9 +47,11 @@ class Gateway:
         except httpx.HTTPError as error:
             raise GatewayError(f"The gateway cannot be reached: {error}.") from error
         if response.status_code >= 400:
+            status = response.status_code
             try:
                 body = response.json()["error"]
-                raise GatewayError(f"{body['code']}: {body['message']}")
+                code, message = str(body["code"]), str(body["message"])
             except (ValueError, KeyError, TypeError):
-                raise GatewayError(f"HTTP {response.status_code}: {response.text[:200]}") from None
+                raise GatewayError(f"HTTP {status}: {response.text[:200]}", status) from None
+            raise GatewayError(f"{code}: {message}", status, code)
         return response.json() if response.content else None

@@ -149,6 +149,8 @@ class Blobs:
             if not upload.done():
                 reader.abort(exc)
                 await asyncio.wait([upload])
+            if not upload.cancelled():
+                upload.exception()  # taken: the error raised here is the one that counts
             raise
         etag = result.etag or ""
         return StoredBlob(sha256=reader.sha256.hexdigest(), size=reader.size, etag=etag)

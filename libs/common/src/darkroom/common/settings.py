@@ -176,13 +176,21 @@ class TaggingSettings(ServiceSettings):
         1,
         "Times dlib's detector doubles the picture first: 1 finds faces down to ~40 px.",
     )
-    # Measured on corpus/faces (bench/RESULTS.md): photos of one person lie within 0.52 of
-    # each other, of two people 0.71 apart or more. dlib's own guidance is 0.6.
+    # Measured on the corpus (bench/RESULTS.md, bench/face_orders.py): photos of one person lie
+    # within 0.52 of each other, of two people 0.71 apart or more; at dlib's own 0.6, strangers'
+    # faces joined a named person in most orders of arrival, at 0.55 in none.
     face_distance: float = _own(
         "tagging",
         "face_distance",
-        0.6,
-        "Largest embedding distance at which a face joins a person.",
+        0.55,
+        "Largest distance between a face's embedding and a person's mean at which it joins.",
+    )
+    face_min_pixels: int = _own(
+        "tagging",
+        "face_min_pixels",
+        50,
+        "Narrowest face recognised, in pixels of the picture faces are looked for in; smaller "
+        "faces give embeddings too unreliable to tell people apart and are left out.",
     )
     safety_min_score: float = _own(
         "tagging", "safety_min_score", 0.5, "Least nudenet score for a label to count."

@@ -2,8 +2,10 @@
 
 A medium joins the group of its closest match in the project: a medium with the same bytes
 first, else the nearest within both perceptual distances. When that match had no group yet,
-the two start one, and the match gets a new result too. Grouping in a project happens under
-a lock held to the end of the transaction, so concurrent copies end in one group.
+the two start one, and the match gets a new result too; members of a group the newcomer is
+closer to than to their closest so far get a new result with it as their closest, so that
+every similarity is to the closest member whatever the order of arrival. Grouping in a project
+happens under a lock held to the end of the transaction, so concurrent copies end in one group.
 
 A review ("these two are not duplicates") takes the marked medium out of the group, finds it
 another group if one fits, and from then on neither medium is placed in a group that holds the
@@ -115,6 +117,22 @@ async def _join(tx: Transaction, medium: Member, settings: DedupSettings) -> Non
         await _announce(tx, project_id, best.media_id)
     await store.place(tx, medium.media_id, group, best.media_id, similarity, best.exact)
     await _announce(tx, project_id, medium.media_id)
+    if best.group_id is not None:
+        await _closer_newcomer(tx, medium, group)
+
+
+async def _closer_newcomer(tx: Transaction, newcomer: Member, group_id: uuid.UUID) -> None:
+    """Members closer to the newcomer than to their closest so far take it as their closest:
+    each member's similarity is to its closest in the group, whatever the order of arrival."""
+    for member in await store.members(tx, group_id):
+        if member.media_id == newcomer.media_id:
+            continue
+        score = _score(member, newcomer, group_id)
+        if (score.exact, _similarity(score)) > (member.exact, member.similarity or 0.0):
+            await store.place(
+                tx, member.media_id, group_id, newcomer.media_id, _similarity(score), score.exact
+            )
+            await _announce(tx, member.ref.project_id, member.media_id)
 
 
 async def _closest_within(
@@ -122,13 +140,18 @@ async def _closest_within(
 ) -> None:
     """A member whose closest match left the group gets the closest of those that stay."""
     scored = [
-        Candidate(other.media_id, group_id, other.sha256 == member.sha256, _distance(member, other))
-        for other in group
-        if other.media_id != member.media_id
+        _score(member, other, group_id) for other in group if other.media_id != member.media_id
     ]
     best = min(scored, key=lambda c: (not c.exact, c.distance, str(c.media_id)))
     await store.place(tx, member.media_id, group_id, best.media_id, _similarity(best), best.exact)
     await _announce(tx, member.ref.project_id, member.media_id)
+
+
+def _score(member: Member, other: Member, group_id: uuid.UUID) -> Candidate:
+    """``other`` as a match of ``member``."""
+    return Candidate(
+        other.media_id, group_id, other.sha256 == member.sha256, _distance(member, other)
+    )
 
 
 def _distance(one: Member, two: Member) -> int:

@@ -63,6 +63,10 @@ class MediaSummary(BaseModel):
     tags: list[TagOut]
     duplicate_group: uuid.UUID | None
     similarity: float | None
+    reason_code: str | None = Field(
+        description="Why the file failed, or the first step that failed (else null)."
+    )
+    reason: str | None = Field(description="The same, in a sentence.")
 
 
 class StepOut(BaseModel):
@@ -118,6 +122,7 @@ STATUS = """CASE WHEN f.status <> 'uploaded' THEN f.status
      ELSE 'processed' END"""
 _MEDIA = f"""
 SELECT f.id, f.session_id, f.project_id, f.relative_path, f.status AS file_status,
+       f.reason_code AS f_code, f.reason AS f_reason,
        s.submitted_at, {STATUS} AS status,
        m.result AS metadata, m.outcome AS m_outcome, m.reason_code AS m_code,
        m.reason AS m_reason,
@@ -381,6 +386,10 @@ def _summary(row: asyncpg.Record) -> MediaSummary:
     duplicates = _json(row["duplicates"]) or {}
     tags = _json(row["tags"]) or {}
     gps = metadata.get("gps") or {}
+    failed = next(
+        (p for p in ("f", "m", "d", "t") if row[f"{p}_code"] is not None),
+        None,
+    )
     return MediaSummary(
         id=row["id"],
         session_id=row["session_id"],
@@ -399,6 +408,8 @@ def _summary(row: asyncpg.Record) -> MediaSummary:
         tags=[TagOut(**tag) for tag in tags.get("tags", [])],
         duplicate_group=duplicates.get("group_id"),
         similarity=duplicates.get("similarity"),
+        reason_code=row[f"{failed}_code"] if failed else None,
+        reason=row[f"{failed}_reason"] if failed else None,
     )
 
 

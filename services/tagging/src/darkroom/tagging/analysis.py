@@ -51,6 +51,7 @@ class Options:
     size: int
     upsample: int
     min_score: float
+    min_face: int
 
 
 def analyse_picture(data: bytes, options: Options) -> Analysis:
@@ -64,12 +65,15 @@ def analyse_video(path: str, options: Options) -> Analysis:
     return _analyse(np.asarray(frame.convert("RGB")), options)
 
 
-def faces_of(rgb: np.ndarray, upsample: int) -> list[FoundFace]:
-    """Every face dlib finds in an RGB picture, with its embedding."""
+def faces_of(rgb: np.ndarray, upsample: int, min_face: int) -> list[FoundFace]:
+    """Every face dlib finds in an RGB picture at least ``min_face`` pixels wide, with its
+    embedding."""
     detector, landmarks, encoder = _dlib()
     height, width = rgb.shape[:2]
     found = []
     for box in detector(rgb, upsample):
+        if box.width() < min_face:
+            continue
         shape = landmarks(rgb, box)
         embedding = encoder.compute_face_descriptor(rgb, shape)
         found.append(
@@ -95,7 +99,8 @@ def _analyse(rgb: np.ndarray, options: Options) -> Analysis:
             if d["class"] in SENSITIVE and d["score"] >= options.min_score
         }
     )
-    return Analysis(faces=faces_of(rgb, options.upsample), sensitive=sensitive)
+    faces = faces_of(rgb, options.upsample, options.min_face)
+    return Analysis(faces=faces, sensitive=sensitive)
 
 
 @functools.cache

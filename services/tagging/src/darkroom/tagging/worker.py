@@ -24,6 +24,7 @@ class Analyser:
             size=settings.face_image_size,
             upsample=settings.face_upsample,
             min_score=settings.safety_min_score,
+            min_face=settings.face_min_pixels,
         )
 
     def close(self) -> None:
