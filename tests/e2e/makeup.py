@@ -83,6 +83,12 @@ def make_up(replicas: int = 1) -> Iterator[subprocess.Popen[bytes]]:
             10,
             "make up saying where the gateway listens",
         )
+        # On a fresh clone the dev project and key are made next, then var/dev.env written.
+        wait_until(
+            lambda: "for the CLI: set -a; . var/dev.env" in output.read_text(),
+            60,
+            "make up writing var/dev.env",
+        )
         yield make
     finally:
         if make.poll() is None:
