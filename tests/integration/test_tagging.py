@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from darkroom.common.events import (
@@ -118,6 +119,15 @@ async def test_naming_one_photo_of_each_person_tags_all_their_photos(tagging: Co
     for media_id, result in results.items():  # the right persons, and no wrong one
         assert person_tags(result) == truth[media_id], result["media"]["relative_path"]
         assert all(t["source"] == "ai.face" for t in result["tags"] if "person:" in t["name"])
+    # Each person's mean, moved face by face as they arrived, is the mean of its faces now.
+    pool = tagging.replicas[0].db.pool
+    for person in await pool.fetch("SELECT * FROM persons WHERE project_id = $1", project):
+        faces = await pool.fetch(
+            "SELECT embedding FROM faces WHERE person_id = $1", person["person_id"]
+        )
+        assert person["face_count"] == len(faces)
+        mean = np.mean([np.array(face["embedding"]) for face in faces], axis=0)
+        assert np.allclose(person["centroid"], mean, atol=1e-9)
 
 
 async def test_a_removed_face_stays_removed_through_re_clustering(tagging: Consumer) -> None:

@@ -70,7 +70,7 @@ async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None
     await store.lock_project(tx, ref.project_id)
     await store.save_medium(tx, ref, tags, failure)
     if analysis is not None:
-        touched = await store.drop_faces(tx, ref.media_id)  # read again: found again
+        left = await store.drop_faces(tx, ref.media_id)  # read again: found again
         persons = await store.persons(tx, ref.project_id)
         for found in analysis.faces:
             embedding = np.array(found.embedding)
@@ -81,8 +81,7 @@ async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None
                 person_id = await store.new_person(tx, ref.project_id, embedding)
                 persons.append(store.Person(person_id, None, embedding, 0))
             await store.add_face(tx, ref, found, person_id)
-            touched.add(person_id)
-        for person_id in touched:
+        for person_id in left:
             await store.refresh_person(tx, person_id)
     await announce(tx, ref.media_id)
 

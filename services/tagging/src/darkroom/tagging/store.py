@@ -68,13 +68,12 @@ async def medium(tx: Transaction, media_id: uuid.UUID) -> Any:
 
 async def persons(tx: Transaction, project_id: uuid.UUID) -> list[Person]:
     rows = await tx.fetch(
-        "SELECT p.person_id, p.name, p.centroid, count(f.face_id) AS faces FROM persons p"
-        " LEFT JOIN faces f ON f.person_id = p.person_id WHERE p.project_id = $1"
-        " GROUP BY p.person_id ORDER BY p.created_at, p.person_id",
+        "SELECT person_id, name, centroid, face_count FROM persons WHERE project_id = $1"
+        " ORDER BY created_at, person_id",
         project_id,
     )
     return [
-        Person(row["person_id"], row["name"], np.array(row["centroid"]), row["faces"])
+        Person(row["person_id"], row["name"], np.array(row["centroid"]), row["face_count"])
         for row in rows
     ]
 
@@ -96,9 +95,8 @@ async def new_person(tx: Transaction, project_id: uuid.UUID, embedding: np.ndarr
     return person_id
 
 
-async def add_face(
-    tx: Transaction, ref: MediaRef, face: FoundFace, person_id: uuid.UUID | None
-) -> None:
+async def add_face(tx: Transaction, ref: MediaRef, face: FoundFace, person_id: uuid.UUID) -> None:
+    """The face, and its person's mean moved towards it (the count and mean, not every face)."""
     await tx.execute(
         "INSERT INTO faces (face_id, media_id, project_id, box, embedding, person_id)"
         " VALUES ($1, $2, $3, $4, $5, $6)",
@@ -108,6 +106,14 @@ async def add_face(
         list(face.box),
         list(face.embedding),
         person_id,
+    )
+    await tx.execute(
+        "UPDATE persons SET face_count = face_count + 1, centroid = ARRAY("
+        " SELECT (c * face_count + e) / (face_count + 1)"
+        " FROM unnest(centroid, $2::float8[]) WITH ORDINALITY AS u(c, e, i) ORDER BY i)"
+        " WHERE person_id = $1",
+        person_id,
+        list(face.embedding),
     )
 
 
@@ -151,12 +157,16 @@ async def move_faces(
 
 
 async def refresh_person(tx: Transaction, person_id: uuid.UUID) -> None:
-    """Its centroid from its faces now; an unnamed person left without faces is dropped."""
+    """Its mean and count from its faces now, after faces left it or were moved (a face
+    added moves them itself); an unnamed person left without faces is dropped."""
     rows = await tx.fetch("SELECT embedding FROM faces WHERE person_id = $1", person_id)
     if rows:
         centroid = np.mean([np.array(row["embedding"]) for row in rows], axis=0)
         await tx.execute(
-            "UPDATE persons SET centroid = $2 WHERE person_id = $1", person_id, centroid.tolist()
+            "UPDATE persons SET centroid = $2, face_count = $3 WHERE person_id = $1",
+            person_id,
+            centroid.tolist(),
+            len(rows),
         )
     else:
         await tx.execute("DELETE FROM persons WHERE person_id = $1 AND name IS NULL", person_id)
