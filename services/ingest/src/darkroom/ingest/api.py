@@ -20,7 +20,6 @@ from darkroom.common.events import (
     MediaRef,
     MediaUploaded,
     SessionSubmitted,
-    WebhookTarget,
 )
 from darkroom.common.runtime import Runtime
 from darkroom.ingest import schemas, store
@@ -624,13 +623,7 @@ async def submit(session_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) 
             )
         await store.submit(tx, session_id)
         rows = await store.files(tx, session_id)
-        recipients = await store.recipients(tx, session["project_id"])
-        emails = [r["address"] for r in recipients if r["kind"] == "email"]
-        webhooks = [
-            WebhookTarget(url=r["address"], secret=r["secret"])
-            for r in recipients
-            if r["kind"] == "webhook"
-        ]
+        emails, webhooks = await store.audience(tx, session["project_id"])
         uploaded = [r for r in rows if r["status"] == "uploaded"]
         failed = [r for r in rows if r["status"] == "failed"]
         for row in uploaded:

@@ -20,7 +20,6 @@ from darkroom.common.events import (
     MediaTags,
     SessionProcessed,
     StepResult,
-    WebhookTarget,
 )
 from darkroom.ingest import store
 
@@ -99,7 +98,7 @@ async def _finish(tx: Transaction, session_id: uuid.UUID) -> None:
                 else:
                     tags[tag["name"]] = None
     await tx.execute("UPDATE sessions SET processed_at = now() WHERE id = $1", session_id)
-    recipients = await store.recipients(tx, session["project_id"])
+    emails, webhooks = await store.audience(tx, session["project_id"])
     await publish(
         tx,
         SessionProcessed(
@@ -108,12 +107,8 @@ async def _finish(tx: Transaction, session_id: uuid.UUID) -> None:
             view_name=session["view_name"],
             source=session["source"],
             uploader_email=session["uploader_email"],
-            recipients=[r["address"] for r in recipients if r["kind"] == "email"],
-            webhooks=[
-                WebhookTarget(url=r["address"], secret=r["secret"])
-                for r in recipients
-                if r["kind"] == "webhook"
-            ],
+            recipients=emails,
+            webhooks=webhooks,
             digest_minutes=session["digest_minutes"],
             processed=len(media),
             duplicates=duplicates,

@@ -9,6 +9,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from darkroom.common.db import Transaction
+from darkroom.common.events import WebhookTarget
 from darkroom.ingest.keys import Caller, Role
 
 Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
@@ -73,6 +74,18 @@ async def recipients(conn: Connection, project_id: uuid.UUID) -> list[Record]:
         "SELECT kind, address, secret FROM recipients WHERE project_id = $1 ORDER BY kind, address",
         project_id,
     )
+
+
+async def audience(
+    conn: Connection, project_id: uuid.UUID
+) -> tuple[list[str], list[WebhookTarget]]:
+    """Whom a session's events are for: the project's e-mail addresses and webhooks."""
+    found = await recipients(conn, project_id)
+    emails = [r["address"] for r in found if r["kind"] == "email"]
+    hooks = [
+        WebhookTarget(url=r["address"], secret=r["secret"]) for r in found if r["kind"] == "webhook"
+    ]
+    return emails, hooks
 
 
 async def create_key(
