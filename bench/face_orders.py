@@ -18,7 +18,6 @@ import argparse
 import random
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -27,12 +26,16 @@ from darkroom.common.settings import TaggingSettings
 from darkroom.tagging.analysis import faces_of
 from darkroom.tagging.handlers import _nearest
 from darkroom.tagging.store import Person
+from tests.unit.corpus_truth import CORPUS, FACES_PEOPLE
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 PICTURES = {".jpg", ".jpeg", ".png", ".heic", ".heif", ".gif"}
-# Who is in a photo of corpus/faces, by its file name ("two_people.jpg": Obama and Biden).
-PEOPLE = ("obama", "biden", "alex", "john", "rose_leslie")
-COPIES = ("people/obama/obama.jpg", "people/obama/obama2.jpg", "people/biden/biden.jpg")
+PEOPLE = sorted(set().union(*FACES_PEOPLE.values()))
+# The same bytes as another file of corpus/faces: uploaded once.
+COPIES = {
+    "faces/people/obama/obama.jpg",
+    "faces/people/obama/obama2.jpg",
+    "faces/people/biden/biden.jpg",
+}
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ def corpus_faces(settings: TaggingSettings) -> list[Face]:
         relative = str(file.relative_to(CORPUS))
         if file.suffix.lower() not in PICTURES or relative.startswith("broken/"):
             continue
-        if any(relative.endswith(copy) for copy in COPIES):  # the same bytes as another file
+        if relative in COPIES:
             continue
         try:
             picture = np.asarray(fitted(file.read_bytes(), settings.face_image_size).convert("RGB"))
@@ -58,20 +61,17 @@ def corpus_faces(settings: TaggingSettings) -> list[Face]:
         for face in faces_of(picture, settings.face_upsample, 0):
             width = round((face.box[2] - face.box[0]) * picture.shape[1])
             found.append((relative, width, np.array(face.embedding)))
-    named = {
-        person: [e for p, _, e in found if person in p and "two_people" not in p]
-        for person in PEOPLE
+    alone = {  # each person's faces in photos of them alone
+        person: [e for p, _, e in found if FACES_PEOPLE.get(p) == {person}] for person in PEOPLE
     }
 
     def who(path: str, embedding: np.ndarray) -> str | None:
-        if not path.startswith("faces/"):
-            return None
-        if "two_people" in path:  # whichever of the two this face is nearer to
-            return min(
-                ("obama", "biden"),
-                key=lambda p: min(np.linalg.norm(e - embedding) for e in named[p]),
-            )
-        return next((person for person in PEOPLE if person in path), None)
+        people = FACES_PEOPLE.get(path) or set()  # not in corpus/faces: a stranger
+        if len(people) < 2:
+            return next(iter(people), None)
+        return min(  # a photo of several: the one this face is nearest to
+            people, key=lambda p: min(np.linalg.norm(e - embedding) for e in alone[p])
+        )
 
     return [Face(path, width, embedding, who(path, embedding)) for path, width, embedding in found]
 
@@ -89,7 +89,7 @@ def wrong(faces: list[Face], distance: float, min_face: int) -> int:
         members.setdefault(person_id, []).append(face)
         placed[index] = person_id
         persons = [p for p in persons if p.person_id != person_id] + [
-            Person(person_id, None, np.mean([f.embedding for f in members[person_id]], axis=0), 0)
+            Person(person_id, None, np.mean([f.embedding for f in members[person_id]], axis=0))
         ]
     errors = 0
     for person in PEOPLE:

@@ -3,12 +3,12 @@
     make infra && uv run python -m bench.tagging_faces [--photos 100] [--warmup 4] [--stages]
 
 **Persons.** Every photo of ``corpus/faces`` (the ``people/<name>/`` folders and the photos
-beside them, whose people are listed in ``TRUTH``) is announced with AI tagging on, to one
-project, through a running ``python -m darkroom.tagging``. Then, as a user would, the first
-photo of each ``people/<name>/`` folder has its face's person named ``<name>``. Every medium's
-latest ``media.tags.v1`` is read back: a ``person:`` tag is right when that person is in the
-photo. Precision: the share of person tags that are right; recall: the share of people in the
-photos (among those named) who got their tag.
+beside them; who is in each: ``tests/unit/corpus_truth.FACES_PEOPLE``) is announced with AI
+tagging on, to one project, through a running ``python -m darkroom.tagging``. Then, as a user
+would, the first photo of each ``people/<name>/`` folder has its face's person named
+``<name>``. Every medium's latest ``media.tags.v1`` is read back: a ``person:`` tag is right
+when that person is in the photo. Precision: the share of person tags that are right; recall:
+the share of people in the photos (among those named) who got their tag.
 
 **Faces per second.** ``--photos`` media (the faces photos over and over, each its own medium)
 through the service (2 worker processes, as deployed), from the first event published to the
@@ -46,34 +46,17 @@ from darkroom.common.imaging import fitted
 from darkroom.common.settings import TaggingSettings
 from darkroom.common.topics import skip_backlog
 from darkroom.tagging.analysis import faces_of
+from tests.unit.corpus_truth import CORPUS, FACES_PEOPLE
 
-from .stack import ROOT, Results, fresh_database, service_processes, wait_group
+from .stack import Results, fresh_database, service_processes, wait_group
 
-FACES = ROOT.parent / "shared" / "corpus" / "faces"
-TRUTH = {
-    "alex-lacamoire.png": {"alex_lacamoire"},
-    "biden.jpg": {"biden"},
-    "lin-manuel-miranda.png": set(),
-    "obama-1080p.jpg": {"obama"},
-    "obama-240p.jpg": {"obama"},
-    "obama-480p.jpg": {"obama"},
-    "obama-720p.jpg": {"obama"},
-    "obama.jpg": {"obama"},
-    "obama2.jpg": {"obama"},
-    "obama_small.jpg": {"obama"},
-    "two_people.jpg": {"biden", "obama"},
-}
+FACES = CORPUS / "faces"
 GROUP = TaggingSettings.service
 
 
 def photos() -> list[tuple[Path, set[str]]]:
     """Every faces photo with who is in it."""
-    found = [
-        (photo, {folder.name})
-        for folder in sorted((FACES / "people").iterdir())
-        for photo in sorted(folder.iterdir())
-    ]
-    return found + [(FACES / name, people) for name, people in TRUTH.items()]
+    return [(CORPUS / path, people) for path, people in FACES_PEOPLE.items()]
 
 
 class Bench:

@@ -65,8 +65,11 @@ def skip_backlogs() -> None:
 
 
 @contextlib.contextmanager
-def make_up(replicas: int = 1) -> Iterator[subprocess.Popen[bytes]]:
-    """`make up`, in a process group of its own, as a developer runs it in a terminal."""
+def make_up(
+    replicas: int = 1, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`make up`, in a process group of its own, as a developer runs it in a terminal; ``env``
+    adds settings for the services."""
     subprocess.run(["make", "infra"], cwd=ROOT, check=True, capture_output=True)
     skip_backlogs()
     output = (ROOT / "var" / "log").joinpath("make-up.log")
@@ -74,7 +77,12 @@ def make_up(replicas: int = 1) -> Iterator[subprocess.Popen[bytes]]:
     command = ["make", "up"] + ([f"REPLICAS={replicas}"] if replicas > 1 else [])
     with output.open("wb") as sink:
         make = subprocess.Popen(
-            command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         wait_until(lambda: all_ready(replicas), 240, f"{replicas} of each service ready")

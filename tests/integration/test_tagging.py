@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,25 +23,18 @@ from darkroom.common.events import (
 from darkroom.common.settings import CommonSettings, TaggingSettings
 from darkroom.tagging.app import create_runtime
 from darkroom.tagging.handlers import recluster
+from tests.unit.corpus_truth import CORPUS, FACES_PEOPLE
 
 from .backbone import eventually
 from .consumers import Consumer, consumer
 
-FACES = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "faces"
+FACES = CORPUS / "faces"
 PEOPLE = FACES / "people"
-# Who is in each photo of the faces folder outside people/ (looked at, and the file names).
+# Who is in each photo of the faces folder outside people/.
 ROOT_TRUTH = {
-    "alex-lacamoire.png": {"alex_lacamoire"},
-    "biden.jpg": {"biden"},
-    "lin-manuel-miranda.png": set(),  # in no people/ folder: nobody names him
-    "obama-1080p.jpg": {"obama"},
-    "obama-240p.jpg": {"obama"},
-    "obama-480p.jpg": {"obama"},
-    "obama-720p.jpg": {"obama"},
-    "obama.jpg": {"obama"},
-    "obama2.jpg": {"obama"},
-    "obama_small.jpg": {"obama"},
-    "two_people.jpg": {"biden", "obama"},
+    Path(path).name: people
+    for path, people in FACES_PEOPLE.items()
+    if not path.startswith("faces/people/")
 }
 
 
@@ -52,10 +46,14 @@ def person_tags(result: dict[str, Any]) -> set[str]:
     }
 
 
-@pytest.fixture
-async def tagging(
-    settings: CommonSettings, new_database: Callable[[], Awaitable[str]], unique: str
+@asynccontextmanager
+async def tagging_service(
+    settings: CommonSettings,
+    new_database: Callable[[], Awaitable[str]],
+    unique: str,
+    **overrides: Any,
 ) -> AsyncIterator[Consumer]:
+    """One tagging replica (2 model workers) in a group and database of its own, started."""
     async with consumer(
         settings,
         new_database,
@@ -65,8 +63,17 @@ async def tagging(
         MediaTags,
         (MediaUploaded, TaggingCommand),
         workers=2,
+        **overrides,
     ) as service:
         await service.start()
+        yield service
+
+
+@pytest.fixture
+async def tagging(
+    settings: CommonSettings, new_database: Callable[[], Awaitable[str]], unique: str
+) -> AsyncIterator[Consumer]:
+    async with tagging_service(settings, new_database, unique) as service:
         yield service
 
 
@@ -170,18 +177,7 @@ async def test_merging_two_persons_tags_the_photos_of_both(
     settings: CommonSettings, new_database: Callable[[], Awaitable[str]], unique: str
 ) -> None:
     # So strict a distance that every face starts a person of its own.
-    async with consumer(
-        settings,
-        new_database,
-        unique,
-        TaggingSettings,
-        create_runtime,
-        MediaTags,
-        (MediaUploaded, TaggingCommand),
-        workers=2,
-        face_distance=0.01,
-    ) as tagging:
-        await tagging.start()
+    async with tagging_service(settings, new_database, unique, face_distance=0.01) as tagging:
         project = uuid.uuid4()
         one = await tagging.upload(
             project, (PEOPLE / "biden" / "biden.jpg").read_bytes(), "a.jpg", ai_tagging=True

@@ -131,3 +131,25 @@ COUNTRIES: dict[str, str | None] = {
     "exif-samples/jpg/tests/67-0_length_string.jpg": "DE",
     "exif-samples/jpg/tests/87_OSError.jpg": "IT",  # Florence
 }
+
+
+# Who is in each photo of corpus/faces (looked at): a people/<name>/ folder shows <name>; the
+# photos beside them as listed. Lin-Manuel Miranda is in no people/ folder: nobody names him.
+FACES_PEOPLE: dict[str, set[str]] = {
+    **{
+        f"faces/people/{folder.name}/{photo.name}": {folder.name}
+        for folder in sorted((CORPUS / "faces" / "people").iterdir())
+        for photo in sorted(folder.iterdir())
+    },
+    "faces/alex-lacamoire.png": {"alex_lacamoire"},
+    "faces/biden.jpg": {"biden"},
+    "faces/lin-manuel-miranda.png": set(),
+    "faces/obama-1080p.jpg": {"obama"},
+    "faces/obama-240p.jpg": {"obama"},
+    "faces/obama-480p.jpg": {"obama"},
+    "faces/obama-720p.jpg": {"obama"},
+    "faces/obama.jpg": {"obama"},
+    "faces/obama2.jpg": {"obama"},
+    "faces/obama_small.jpg": {"obama"},
+    "faces/two_people.jpg": {"biden", "obama"},
+}

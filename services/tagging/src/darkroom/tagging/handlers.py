@@ -79,7 +79,7 @@ async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None
                 person_id = match[0]
             else:
                 person_id = await store.new_person(tx, ref.project_id, embedding)
-                persons.append(store.Person(person_id, None, embedding, 0))
+                persons.append(store.Person(person_id, None, embedding))
             await store.add_face(tx, ref, found, person_id)
         for person_id in left:
             await store.refresh_person(tx, person_id)

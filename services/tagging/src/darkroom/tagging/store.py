@@ -20,8 +20,7 @@ PROJECT_LOCK = 0x74616767  # "tagg": the first key of this service's advisory lo
 class Person:
     person_id: uuid.UUID
     name: str | None
-    centroid: np.ndarray
-    faces: int
+    centroid: np.ndarray  # the mean embedding of its faces
 
 
 @dataclass(frozen=True)
@@ -68,14 +67,11 @@ async def medium(tx: Transaction, media_id: uuid.UUID) -> Any:
 
 async def persons(tx: Transaction, project_id: uuid.UUID) -> list[Person]:
     rows = await tx.fetch(
-        "SELECT person_id, name, centroid, face_count FROM persons WHERE project_id = $1"
+        "SELECT person_id, name, centroid FROM persons WHERE project_id = $1"
         " ORDER BY created_at, person_id",
         project_id,
     )
-    return [
-        Person(row["person_id"], row["name"], np.array(row["centroid"]), row["face_count"])
-        for row in rows
-    ]
+    return [Person(row["person_id"], row["name"], np.array(row["centroid"])) for row in rows]
 
 
 async def person(tx: Transaction, project_id: uuid.UUID, person_id: uuid.UUID) -> Any:
