@@ -6,11 +6,15 @@ import asyncio
 import base64
 import hashlib
 import io
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from tusclient.client import TusClient
 
+from darkroom.ingest import tus
 from darkroom.ingest.tus import clean_expired
 
 from .gateway import PNG, Gateway, jpeg, sha
@@ -120,23 +124,110 @@ async def test_an_upload_resumes_after_the_connection_drops(gateway: Gateway) ->
 async def _patch_then_hang_up(
     gateway: Gateway, key: str, url: str, part: bytes, total: int
 ) -> None:
+    writer = await _open_patch(gateway, key, url, 0, total)
+    writer.write(part)
+    await writer.drain()
+    await asyncio.sleep(1.0)
+    await _hang_up(writer)
+
+
+async def _open_patch(
+    gateway: Gateway, key: str, url: str, offset: int, total: int
+) -> asyncio.StreamWriter:
+    """A PATCH whose head is sent and whose ``total`` bytes of body the caller writes."""
     host, port = gateway.url.removeprefix("http://").split(":")
     path = url.removeprefix(gateway.url)
     _reader, writer = await asyncio.open_connection(host, int(port))
     writer.write(
         (
             f"PATCH {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-            "Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+            f"Tus-Resumable: 1.0.0\r\nUpload-Offset: {offset}\r\n"
             "Content-Type: application/offset+octet-stream\r\n"
             f"Content-Length: {total}\r\n\r\n"
         ).encode()
-        + part
     )
     await writer.drain()
-    await asyncio.sleep(1.0)
+    return writer
+
+
+async def _hang_up(writer: asyncio.StreamWriter) -> None:
     writer.close()
     await writer.wait_closed()
     await asyncio.sleep(0.5)
+
+
+async def test_uploads_in_progress_leave_the_gateway_free_for_other_requests(
+    gateway: Gateway,
+) -> None:
+    """More slow PATCHes at once than the gateway has database connections (10)."""
+    data = big_jpeg(6 * MB, variant=8)
+    project = await new_project(gateway)
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        files = [{"path": f"slow/{n}.jpg", "size": len(data)} for n in range(12)]
+        batch = await add(client, session, *files)
+        urls = [await create(client, session, f["id"], len(data)) for f in batch["files"]]
+        writers = [await _open_patch(gateway, project.uploader, url, 0, len(data)) for url in urls]
+        for writer in writers:
+            writer.write(data[: MB // 2])
+            await writer.drain()
+        await asyncio.sleep(1.0)
+        try:
+            answer = await asyncio.wait_for(client.get(f"/v1/sessions/{session}"), 10)
+            assert answer.status_code == 200
+            assert {f["status"] for f in answer.json()["files"]} == {"uploading"}
+        finally:
+            for writer in writers:
+                await _hang_up(writer)
+        resumed = await patch(client, urls[0], 0, data)  # each hang-up kept what arrived
+        if resumed.status_code == 409:
+            offset = int((await client.head(urls[0], headers=TUS)).headers["Upload-Offset"])
+            resumed = await patch(client, urls[0], offset, data[offset:])
+        assert resumed.status_code == 204, resumed.text
+
+
+async def test_a_second_writer_is_told_to_retry_until_the_first_is_done(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tus._Lease, "LEASE_SECONDS", 2)  # renewed every 0.5 s while bytes flow
+    monkeypatch.setattr(tus._Lease, "RENEW_SECONDS", 0.5)
+    data = big_jpeg(7 * MB, variant=9)
+    project, session, file_id = await registered(gateway, data)
+    async with gateway.client(project.uploader) as client:
+        url = await create(client, session, file_id, len(data))
+        first = await _open_patch(gateway, project.uploader, url, 0, len(data))
+        for n in range(5):  # five seconds of trickling bytes: longer than a lease
+            first.write(data[n * MB // 4 : (n + 1) * MB // 4])
+            await first.drain()
+            await asyncio.sleep(1.0)
+            assert error(await patch(client, url, 0, data), 423) == "upload_busy"
+            assert error(await client.delete(url, headers=TUS), 423) == "upload_busy"
+        await _hang_up(first)
+        offset = int((await client.head(url, headers=TUS)).headers["Upload-Offset"])
+        assert offset == 5 * MB // 4
+        done = await patch(client, url, offset, data[offset:])
+        assert done.status_code == 204, done.text
+        state = await file_state(client, session, file_id)
+    assert state["status"] == "uploaded" and state["sha256"] == sha(data)
+
+
+async def test_a_writer_that_died_is_taken_over_once_its_lease_runs_out(
+    gateway: Gateway,
+) -> None:
+    data = big_jpeg(3 * MB, variant=10)
+    project, session, file_id = await registered(gateway, data)
+    async with gateway.client(project.uploader) as client:
+        url = await create(client, session, file_id, len(data))
+        upload_id = url.rsplit("/", 1)[1]
+        held = "UPDATE tus_uploads SET writer = gen_random_uuid(), writing_until = now() + $2"
+        pool = gateway.runtime.db.pool
+        # another gateway process writes to it, and then dies without a word
+        await pool.execute(held + " WHERE id = $1", uuid.UUID(upload_id), timedelta(minutes=1))
+        assert error(await patch(client, url, 0, data), 423) == "upload_busy"
+        await pool.execute(held + " WHERE id = $1", uuid.UUID(upload_id), -timedelta(seconds=1))
+        done = await patch(client, url, 0, data)
+        assert done.status_code == 204, done.text
+        assert (await file_state(client, session, file_id))["status"] == "uploaded"
 
 
 async def test_a_checksum_mismatch_is_refused_and_nothing_is_kept(gateway: Gateway) -> None:
@@ -181,7 +272,7 @@ async def test_termination_removes_what_was_stored(gateway: Gateway) -> None:
         assert (await client.head(url, headers=TUS)).status_code == 404
         state = await file_state(client, session, file_id)
     assert (state["status"], state["code"]) == ("failed", "upload_cancelled")
-    assert await _leftovers(gateway) == []
+    assert await _leftovers(gateway, url) == []
 
 
 async def test_expired_uploads_are_cleaned_from_s3_and_the_database(gateway: Gateway) -> None:
@@ -198,19 +289,19 @@ async def test_expired_uploads_are_cleaned_from_s3_and_the_database(gateway: Gat
         assert (await client.head(url, headers=TUS)).status_code == 404
         state = await file_state(client, session, file_id)
     assert (state["status"], state["code"]) == ("failed", "upload_expired")
-    assert await _leftovers(gateway) == []
+    assert await _leftovers(gateway, url) == []
     assert await gateway.runtime.db.pool.fetchval("SELECT count(*) FROM tus_uploads") == 0
 
 
-async def _leftovers(gateway: Gateway) -> list[str]:
-    """Objects and unfinished multipart uploads a discarded tus upload could have left."""
+async def _leftovers(gateway: Gateway, url: str) -> list[str]:
+    """The objects a discarded tus upload could have left (its tails)."""
     client = gateway.runtime.blobs._client
+    prefix = f"tus/{url.rsplit('/', 1)[1]}/"
 
     def listing() -> list[str]:
-        tails = [
-            o.object_name for o in client.list_objects("originals", prefix="tus/", recursive=True)
+        return [
+            o.object_name for o in client.list_objects("originals", prefix=prefix, recursive=True)
         ]
-        return tails
 
     return await asyncio.to_thread(listing)
 

@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -142,8 +143,9 @@ async def create(
         "SELECT * FROM tus_uploads WHERE file_id = $1", file_id
     )
     if previous is not None:
+        if await _remove_unless_held(runtime.db.pool, previous["id"]) is None:
+            raise _busy()
         await _discard(runtime, previous, session)
-        await runtime.db.pool.execute("DELETE FROM tus_uploads WHERE id = $1", previous["id"])
     if row["status"] not in ("queued", "failed") or not await store.start_upload(
         runtime.db.pool, file_id
     ):
@@ -168,25 +170,92 @@ async def create(
 
 
 async def _upload(
-    runtime: Runtime, caller: Any, upload_id: uuid.UUID, conn: Any = None
+    runtime: Runtime, caller: Any, upload_id: uuid.UUID
 ) -> tuple[asyncpg.Record, asyncpg.Record]:
-    """The upload (locked when ``conn`` is a transaction) and its session, if the caller may."""
-    query = "SELECT * FROM tus_uploads WHERE id = $1"
-    if conn is not None:
-        try:
-            upload = await conn.fetchrow(query + " FOR UPDATE NOWAIT", upload_id)
-        except asyncpg.LockNotAvailableError:
-            raise Refused(
-                "upload_busy", "Another request is writing to this upload right now.", 423
-            ) from None
-    else:
-        upload = await runtime.db.pool.fetchrow(query, upload_id)
+    """The upload and its session, if the caller may."""
+    upload = await runtime.db.pool.fetchrow("SELECT * FROM tus_uploads WHERE id = $1", upload_id)
     if upload is None:
         raise not_found("upload")
     session = await visible_session(runtime, caller, upload["session_id"], Role.uploader)
     if upload["expires_at"] < datetime.now(UTC):
         raise Refused("upload_expired", "This upload expired; start it again.", 410)
     return upload, session
+
+
+def _busy() -> Refused:
+    """tus clients retry a 423: once the other request ends, or its lease runs out, theirs
+    goes on."""
+    return Refused("upload_busy", "Another request is writing to this upload right now.", 423)
+
+
+_HELD = "coalesce(writing_until > now(), false)"
+"""SQL: a PATCH holds the upload now."""
+
+
+async def _remove_unless_held(conn: Any, upload_id: uuid.UUID) -> asyncpg.Record | None:
+    """Delete the upload's row unless a PATCH holds it; the row, if deleted."""
+    return await conn.fetchrow(
+        f"DELETE FROM tus_uploads WHERE id = $1 AND NOT {_HELD} RETURNING *", upload_id
+    )
+
+
+class _LeaseLost(Exception):
+    """Another request took the upload over (this one stalled past its lease) or ended it."""
+
+
+class _Lease:
+    """A PATCH's hold on its upload, kept in the database, not in an open transaction.
+
+    Taken in one statement; renewed while bytes arrive; a gateway that dies leaves it to run
+    out after ``LEASE_SECONDS``, and the client's retry takes the upload over.
+    """
+
+    LEASE_SECONDS = 60
+    RENEW_SECONDS = 10
+
+    def __init__(self, runtime: Runtime, upload: asyncpg.Record, token: uuid.UUID) -> None:
+        self.db = runtime.db
+        self.upload = upload
+        self.token = token
+        self.renew_at = time.monotonic() + self.RENEW_SECONDS
+
+    @classmethod
+    async def take(cls, runtime: Runtime, upload_id: uuid.UUID) -> _Lease:
+        token = uuid.uuid4()
+        upload = await runtime.db.pool.fetchrow(
+            "UPDATE tus_uploads SET writer = $2,"
+            " writing_until = now() + make_interval(secs => $3)"
+            f" WHERE id = $1 AND NOT {_HELD} RETURNING *",
+            upload_id,
+            token,
+            cls.LEASE_SECONDS,
+        )
+        if upload is None:
+            raise _busy()
+        return cls(runtime, upload, token)
+
+    async def renew(self, received: int) -> None:
+        """Hold on for another lease; the file shows ``received`` bytes meanwhile."""
+        async with self.db.transaction() as tx:
+            held = await tx.fetchval(
+                "UPDATE tus_uploads SET writing_until = now() + make_interval(secs => $3)"
+                " WHERE id = $1 AND writer = $2 RETURNING true",
+                self.upload["id"],
+                self.token,
+                self.LEASE_SECONDS,
+            )
+            if not held:
+                raise _LeaseLost
+            await store.progress(tx, self.upload["file_id"], received)
+        self.renew_at = time.monotonic() + self.RENEW_SECONDS
+
+    async def release(self) -> None:
+        await self.db.pool.execute(
+            "UPDATE tus_uploads SET writer = NULL, writing_until = NULL"
+            " WHERE id = $1 AND writer = $2",
+            self.upload["id"],
+            self.token,
+        )
 
 
 @router.head("/{upload_id}", name="offset")
@@ -235,29 +304,36 @@ async def append(
     if content_type != OFFSET_STREAM:
         raise Refused("content_type", f"A PATCH must be sent as {OFFSET_STREAM}.", 415)
     checksum = _checksum(upload_checksum)
-    async with runtime.db.transaction() as tx:
-        upload, session = await _upload(runtime, caller, upload_id, tx)
-        require_open(session)
+    _, session = await _upload(runtime, caller, upload_id)
+    require_open(session)
+    lease = await _Lease.take(runtime, upload_id)
+    try:
+        upload = lease.upload
         if upload_offset != str(upload["received"]):
             raise Refused(
                 "offset_mismatch",
                 f"Upload-Offset is {upload_offset}; this upload has {upload['received']} bytes.",
                 409,
             )
-        file_row = await store.file(tx, session["id"], upload["file_id"])
+        file_row = await store.file(runtime.db.pool, session["id"], upload["file_id"])
         assert file_row is not None
-        appended = _Append(runtime, session, upload, file_row, checksum)
-        refused: Refused | None = None
+        appended = _Append(runtime, session, lease, file_row, checksum)
         try:
             outcome = await appended.receive(request)
-            await appended.save(tx, outcome)
+            await appended.save(outcome)
         except Refused as error:  # the file is refused: nothing of it is kept
-            refused = error
-            await _discard(runtime, {**upload, "multipart_id": appended.multipart_id}, session)
-            await tx.execute("DELETE FROM tus_uploads WHERE id = $1", upload["id"])
-            await store.fail(tx, upload["file_id"], error.code, error.message)
-    if refused is not None:
-        raise refused
+            await appended.refuse(error)
+            raise
+        except _LeaseLost:
+            await appended.forget()
+            raise Refused(
+                "upload_taken",
+                "This request stalled and another took the upload over, or it was ended;"
+                " ask for its offset (HEAD) before going on.",
+                409,
+            ) from None
+    finally:
+        await lease.release()
     if outcome == "checksum_mismatch":
         raise Refused("checksum_mismatch", "The request's bytes do not match Upload-Checksum.", 460)
     if appended.finished:
@@ -280,13 +356,15 @@ class _Append:
         self,
         runtime: Runtime,
         session: asyncpg.Record,
-        upload: asyncpg.Record,
+        lease: _Lease,
         file_row: asyncpg.Record,
         checksum: tuple[str, bytes] | None,
     ) -> None:
+        upload = lease.upload
         self.runtime = runtime
         self.file_row = file_row
         self.session = session
+        self.lease = lease
         self.upload = upload
         self.checksum = checksum
         self.bucket = runtime.settings.bucket_originals
@@ -323,6 +401,8 @@ class _Append:
                 while len(self.buffer) >= PART_SIZE:
                     await self._put_part(bytes(self.buffer[:PART_SIZE]))
                     del self.buffer[:PART_SIZE]
+                if time.monotonic() >= self.lease.renew_at:
+                    await self.lease.renew(self.offset + received)
         except ClientDisconnect:
             if whole is not None:
                 return "checksum_mismatch"  # a checksummed request counts whole or not at all
@@ -354,16 +434,15 @@ class _Append:
         )
         self.parts.append([number, etag])
 
-    async def save(self, tx: Any, outcome: str) -> None:
-        upload = self.upload
+    async def save(self, outcome: str) -> None:
+        """Record what arrived; the S3 work first, under a freshly renewed lease."""
+        upload, blobs, db = self.upload, self.runtime.blobs, self.runtime.db
+        await self.lease.renew(self.offset)
         if outcome != "ok":  # keep the offset; parts past it are overwritten when resumed
-            await tx.execute(
-                "UPDATE tus_uploads SET multipart_id = $2 WHERE id = $1",
-                upload["id"],
-                self.multipart_id,
+            await self._record(
+                db.pool, "UPDATE tus_uploads SET multipart_id = $3", self.multipart_id
             )
             return
-        blobs = self.runtime.blobs
         if self.finished:
             self._judge()
             if self.multipart_id is None:
@@ -376,26 +455,55 @@ class _Append:
                 )
             known = _hashes.pop(upload["id"], None)
             self.sha256 = known[1].hexdigest() if known else None
-            await tx.execute("DELETE FROM tus_uploads WHERE id = $1", upload["id"])
+            await self._record(db.pool, "DELETE FROM tus_uploads")
             tail = None
         else:
             tail = f"tus/{upload['id']}/tail-{self.offset}" if self.buffer else None
             if tail:
                 await blobs.put_bytes(self.bucket, tail, bytes(self.buffer))
-            await tx.execute(
-                "UPDATE tus_uploads SET received = $2, multipart_id = $3, parts = $4::jsonb,"
-                " tail_key = $5, tail_size = $6, family = $7 WHERE id = $1",
-                upload["id"],
-                self.offset,
-                self.multipart_id,
-                json.dumps(self.parts),
-                tail,
-                len(self.buffer),
-                self.family.value if self.family else None,
-            )
-            await store.progress(self.runtime.db.pool, upload["file_id"], self.offset)
+            async with db.transaction() as tx:
+                await self._record(
+                    tx,
+                    "UPDATE tus_uploads SET received = $3, multipart_id = $4, parts = $5::jsonb,"
+                    " tail_key = $6, tail_size = $7, family = $8",
+                    self.offset,
+                    self.multipart_id,
+                    json.dumps(self.parts),
+                    tail,
+                    len(self.buffer),
+                    self.family.value if self.family else None,
+                )
+                await store.progress(tx, upload["file_id"], self.offset)
         if upload["tail_key"] and upload["tail_key"] != tail:
             await blobs.remove(self.bucket, upload["tail_key"])
+
+    async def _record(self, conn: Any, statement: str, *values: Any) -> None:
+        """Change the upload's row, if this request still holds it."""
+        held = await conn.fetchval(
+            f"{statement} WHERE id = $1 AND writer = $2 RETURNING true",
+            self.upload["id"],
+            self.lease.token,
+            *values,
+        )
+        if not held:
+            raise _LeaseLost
+
+    async def refuse(self, error: Refused) -> None:
+        """The file is failed and what this upload stored is dropped."""
+        try:
+            async with self.runtime.db.transaction() as tx:
+                await self._record(tx, "DELETE FROM tus_uploads")
+                await store.fail(tx, self.upload["file_id"], error.code, error.message)
+        except _LeaseLost:  # no longer this request's to fail
+            await self.forget()
+            return
+        stored = {**self.upload, "multipart_id": self.multipart_id}
+        await _discard(self.runtime, stored, self.session)
+
+    async def forget(self) -> None:
+        """The upload is no longer this request's: drop only what nobody else can know of."""
+        if self.multipart_id is not None and self.upload["multipart_id"] is None:
+            await self.runtime.blobs.abort_multipart(self.bucket, self.key, self.multipart_id)
 
     async def complete(self) -> None:
         runtime, upload = self.runtime, self.upload
@@ -426,9 +534,11 @@ async def _discard(runtime: Runtime, upload: Mapping[str, Any], session: Mapping
 @router.delete("/{upload_id}", status_code=204)
 async def terminate(upload_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) -> Response:
     """Cancel an upload: its stored bytes are removed and the file is marked failed."""
-    upload, session = await _upload(runtime, caller, upload_id)
+    _, session = await _upload(runtime, caller, upload_id)
+    upload = await _remove_unless_held(runtime.db.pool, upload_id)
+    if upload is None:
+        raise _busy()
     await _discard(runtime, upload, session)
-    await runtime.db.pool.execute("DELETE FROM tus_uploads WHERE id = $1", upload_id)
     await store.fail(
         runtime.db.pool, upload["file_id"], "upload_cancelled", "The upload was cancelled."
     )
@@ -439,11 +549,12 @@ async def clean_expired(runtime: Runtime) -> int:
     """Remove expired unfinished uploads from S3 and the database; their files fail."""
     rows = await runtime.db.pool.fetch(
         "SELECT t.*, s.project_id FROM tus_uploads t JOIN sessions s ON s.id = t.session_id"
-        " WHERE t.expires_at < now() ORDER BY t.expires_at LIMIT 500"
+        f" WHERE t.expires_at < now() AND NOT {_HELD} ORDER BY t.expires_at LIMIT 500"
     )
     for row in rows:
+        if await _remove_unless_held(runtime.db.pool, row["id"]) is None:
+            continue  # a PATCH took it meanwhile
         await _discard(runtime, row, row)
-        await runtime.db.pool.execute("DELETE FROM tus_uploads WHERE id = $1", row["id"])
         await store.fail(
             runtime.db.pool,
             row["file_id"],
