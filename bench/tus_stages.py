@@ -8,9 +8,10 @@ handler's stages, and writes one record per PATCH to the file named by
 gateway this way and prints the records. Of a PATCH, from its ``_Append`` on:
 
 - ``body_wait``: awaiting the next chunk of the request body (uvicorn, h11, the client, TCP);
-- ``part_wait``: awaiting ``_put_part`` while receiving, each whole 5 MiB part in turn; of it,
-  ``sdk`` is the SDK's ``_upload_part`` in its thread (hashing to sign, sending, S3's answer);
-- ``loop_work``: the rest of ``receive``: appending to the buffer, hashing, copying parts out;
+- ``part_wait``: receiving held up by the 5 MiB parts in flight to S3 (``_landed``: a part
+  waits for a place, or the last ones at the end); ``sdk`` is the SDK's ``_upload_part`` in
+  its thread (hashing to sign, sending, S3's answer), which mostly runs beside the receiving;
+- ``loop_work``: the rest of ``receive``: gathering the chunks into parts, hashing;
 - ``save``: the last part, completing the multipart upload, the database rows; of it,
   ``s3_join`` is the S3 server's CompleteMultipartUpload (it joins the parts into one object);
 - ``complete``: marking the file uploaded.
@@ -127,13 +128,13 @@ def _timed_stage(name: str) -> Callable[..., Awaitable[Any]]:
     return timed
 
 
-def _timed_put_part() -> Callable[..., Awaitable[None]]:
-    original = tus._Append._put_part
+def _timed_landed() -> Callable[..., Awaitable[None]]:
+    original = tus._Append._landed
 
-    async def timed(self: Any, data: bytes) -> None:
+    async def timed(self: Any) -> None:
         record = _record(self)
         start = time.perf_counter()
-        await original(self, data)
+        await original(self)
         if _stage.get() == (record, "receive"):
             record.part_wait += time.perf_counter() - start
             record.parts += 1
@@ -164,7 +165,7 @@ def install() -> None:
         "receive": _timed_stage("receive"),
         "save": _timed_stage("save"),
         "complete": _timed_stage("complete"),
-        "_put_part": _timed_put_part(),
+        "_landed": _timed_landed(),
     }
     for name, method in patched.items():
         setattr(tus._Append, name, method)

@@ -10,13 +10,14 @@ cleaned from S3 and the database.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import json
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -48,6 +49,8 @@ VERSION = "1.0.0"
 CHECKSUMS = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256}
 OFFSET_STREAM = "application/offset+octet-stream"
 _HASHES_KEPT = 256
+_PARTS_IN_FLIGHT = 2
+"""Parts of one PATCH uploading to S3 while the next is received (each holds 5 MiB)."""
 
 router = APIRouter(prefix="/v1/tus", tags=["resumable uploads (tus 1.0)"])
 
@@ -373,14 +376,16 @@ class _Append:
         self.multipart_id: str | None = upload["multipart_id"]
         self.family: Family | None = Family(upload["family"]) if upload["family"] else None
         self.offset = upload["received"]
-        self.buffer = bytearray()
+        self.gathered = _Gathered()
+        self.in_flight: deque[tuple[int, asyncio.Task[str]]] = deque()
         self.finished = False
         self.sha256: str | None = None
 
     async def receive(self, request: Request) -> str:
         upload = self.upload
         if upload["tail_size"]:
-            self.buffer += await self.runtime.blobs.get(self.bucket, upload["tail_key"])
+            tail = await self.runtime.blobs.get(self.bucket, upload["tail_key"])
+            await self._send_parts(self.gathered.add(tail))
         known = _hashes.pop(upload["id"], None)
         running = known[1] if known and known[0] == self.offset else None
         if self.offset == 0:
@@ -394,18 +399,17 @@ class _Append:
                     raise Refused(
                         "size_mismatch", "The upload sent more bytes than its Upload-Length."
                     )
-                self.buffer += chunk
                 for hashed in (running, whole):
                     if hashed is not None:
                         hashed.update(chunk)
-                while len(self.buffer) >= PART_SIZE:
-                    await self._put_part(bytes(self.buffer[:PART_SIZE]))
-                    del self.buffer[:PART_SIZE]
+                await self._send_parts(self.gathered.add(chunk))
                 if time.monotonic() >= self.lease.renew_at:
                     await self.lease.renew(self.offset + received)
         except ClientDisconnect:
             if whole is not None:
                 return "checksum_mismatch"  # a checksummed request counts whole or not at all
+        finally:
+            await self._settle()
         if whole is not None and self.checksum and whole.digest() != self.checksum[1]:
             return "checksum_mismatch"
         self.offset += received
@@ -416,23 +420,44 @@ class _Append:
                 _hashes.popitem(last=False)
         return "ok"
 
-    def _judge(self) -> None:
-        if self.family is None:  # the buffer starts at byte 0 until the first part is stored
+    def _judge(self, head: bytes) -> None:
+        """Judge the file by its first bytes (they start the first part, or the whole file)."""
+        if self.family is None:
             policy, _ = policy_and_limits(self.session)
             path = self.file_row["relative_path"]
-            self.family = check_head(policy, path, bytes(self.buffer[:HEAD_BYTES]))
+            self.family = check_head(policy, path, head[:HEAD_BYTES])
 
-    async def _put_part(self, data: bytes) -> None:
-        self._judge()
-        if self.multipart_id is None:
-            self.multipart_id = await self.runtime.blobs.start_multipart(
-                self.bucket, self.key, "application/octet-stream"
+    async def _send_parts(self, parts: list[bytes]) -> None:
+        """Start each part's upload and go on receiving; a part waits for a place in flight."""
+        for data in parts:
+            self._judge(data)
+            if self.multipart_id is None:
+                self.multipart_id = await self.runtime.blobs.start_multipart(
+                    self.bucket, self.key, "application/octet-stream"
+                )
+            while len(self.in_flight) >= _PARTS_IN_FLIGHT:
+                await self._landed()
+            number = len(self.parts) + len(self.in_flight) + 1
+            stored = self.runtime.blobs.put_part(
+                self.bucket, self.key, self.multipart_id, number, data
             )
-        number = len(self.parts) + 1
-        etag = await self.runtime.blobs.put_part(
-            self.bucket, self.key, self.multipart_id, number, data
-        )
-        self.parts.append([number, etag])
+            self.in_flight.append((number, asyncio.create_task(stored)))
+
+    async def _landed(self) -> None:
+        number, task = self.in_flight.popleft()
+        self.parts.append([number, await task])
+
+    async def _settle(self) -> None:
+        """Wait for the parts in flight; when one failed, for the others too, then raise."""
+        try:
+            while self.in_flight:
+                await self._landed()
+        finally:
+            if self.in_flight:  # nothing may still write once the upload is discarded
+                await asyncio.wait([task for _, task in self.in_flight])
+                for _, task in self.in_flight:
+                    task.exception()  # retrieved: the first failure is the one raised
+                self.in_flight.clear()
 
     async def save(self, outcome: str) -> None:
         """Record what arrived; the S3 work first, under a freshly renewed lease."""
@@ -443,13 +468,15 @@ class _Append:
                 db.pool, "UPDATE tus_uploads SET multipart_id = $3", self.multipart_id
             )
             return
+        rest = self.gathered.rest()
         if self.finished:
-            self._judge()
+            self._judge(rest)
             if self.multipart_id is None:
-                await blobs.put_bytes(self.bucket, self.key, bytes(self.buffer))
+                await blobs.put_bytes(self.bucket, self.key, rest)
             else:
-                if self.buffer:
-                    await self._put_part(bytes(self.buffer))
+                if rest:
+                    await self._send_parts([rest])
+                    await self._settle()
                 await blobs.complete_multipart(
                     self.bucket, self.key, self.multipart_id, [(n, e) for n, e in self.parts]
                 )
@@ -458,9 +485,9 @@ class _Append:
             await self._record(db.pool, "DELETE FROM tus_uploads")
             tail = None
         else:
-            tail = f"tus/{upload['id']}/tail-{self.offset}" if self.buffer else None
+            tail = f"tus/{upload['id']}/tail-{self.offset}" if rest else None
             if tail:
-                await blobs.put_bytes(self.bucket, tail, bytes(self.buffer))
+                await blobs.put_bytes(self.bucket, tail, rest)
             async with db.transaction() as tx:
                 await self._record(
                     tx,
@@ -470,7 +497,7 @@ class _Append:
                     self.multipart_id,
                     json.dumps(self.parts),
                     tail,
-                    len(self.buffer),
+                    len(rest),
                     self.family.value if self.family else None,
                 )
                 await store.progress(tx, upload["file_id"], self.offset)
@@ -517,6 +544,32 @@ class _Append:
             sha256=sha256,
             family=self.family,
         )
+
+
+class _Gathered:
+    """Bytes gathered into whole parts, each byte copied once: into its part."""
+
+    def __init__(self) -> None:
+        self._pieces: list[memoryview] = []
+        self._size = 0
+
+    def add(self, data: bytes) -> list[bytes]:
+        """Keep ``data``; the whole parts it completes."""
+        view, parts = memoryview(data), []
+        while self._size + len(view) >= PART_SIZE:
+            take = PART_SIZE - self._size
+            self._pieces.append(view[:take])
+            view = view[take:]
+            parts.append(b"".join(self._pieces))
+            self._pieces, self._size = [], 0
+        if view:
+            self._pieces.append(view)
+            self._size += len(view)
+        return parts
+
+    def rest(self) -> bytes:
+        """What is left short of a whole part."""
+        return b"".join(self._pieces)
 
 
 async def _discard(runtime: Runtime, upload: Mapping[str, Any], session: Mapping[str, Any]) -> None:
