@@ -343,7 +343,7 @@ async def through_put_stream(
         async with slots:
             data = batch.file(round_, number)
             key = f"bench/stream/{uuid.uuid4()}"
-            await blobs.put_stream(bucket, key, _chunks(data), limit=len(data))
+            await blobs.put_stream(bucket, key, _chunks(data), size=len(data))
         keys.append(key)
 
     start = time.perf_counter()

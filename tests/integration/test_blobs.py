@@ -1,4 +1,4 @@
-"""Blobs on the real S3-compatible server: streaming puts with flat memory and a hard limit."""
+"""Blobs on the real S3-compatible server: streaming puts with flat memory and an exact size."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from datetime import timedelta
 import psutil
 import pytest
 
-from darkroom.common.blobs import Blobs, LimitExceeded
+from darkroom.common import blobs as blobs_module
+from darkroom.common.blobs import Blobs, Incomplete, LimitExceeded
 from darkroom.common.settings import CommonSettings
 
 MB = 1024 * 1024
@@ -68,11 +69,11 @@ async def test_a_200_mb_stream_arrives_intact_with_flat_memory(blobs: Blobs) -> 
         expected.update(piece)
 
     with PeakMemory() as memory:
-        stored = await blobs.put_stream(BUCKET, key, stream(200 * MB), limit=250 * MB)
+        stored = await blobs.put_stream(BUCKET, key, stream(200 * MB), size=200 * MB)
 
     assert stored.size == 200 * MB
     assert stored.sha256 == expected.hexdigest()
-    assert memory.growth < 64 * MB, f"memory grew by {memory.growth / MB:.1f} MB"
+    assert memory.growth < 16 * MB, f"memory grew by {memory.growth / MB:.1f} MB"
     info = await blobs.stat(BUCKET, key)
     assert info is not None and info.size == 200 * MB
     assert hashlib.sha256(await blobs.get(BUCKET, key)).hexdigest() == expected.hexdigest()
@@ -91,7 +92,7 @@ async def test_a_put_past_its_limit_stops_and_leaves_no_object(blobs: Blobs, siz
             yield piece
 
     with pytest.raises(LimitExceeded, match="larger than its limit of 1,048,576 bytes"):
-        await blobs.put_stream(BUCKET, key, counted(), limit=1 * MB)
+        await blobs.put_stream(BUCKET, key, counted(), size=1 * MB)
 
     assert await blobs.stat(BUCKET, key) is None
     # Stopped at the limit, not after reading the whole stream (the queue holds a few chunks).
@@ -108,8 +109,35 @@ async def test_a_stream_that_fails_midway_leaves_no_object(blobs: Blobs) -> None
             yield piece
 
     with pytest.raises(ConnectionResetError):
-        await blobs.put_stream(BUCKET, key, broken(), limit=100 * MB)
+        await blobs.put_stream(BUCKET, key, broken(), size=20 * MB)
     assert await blobs.stat(BUCKET, key) is None
+
+
+@pytest.mark.parametrize("size", [3 * MB, 40 * MB], ids=["one put", "multipart"])
+async def test_a_stream_short_of_its_size_leaves_no_object(
+    blobs: Blobs, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(blobs_module, "STREAMED_PART_SIZE", 16 * MB)
+    key = f"{uuid.uuid4()}/original"
+    with pytest.raises(Incomplete, match=f"{size - MB:,} of {size:,} bytes arrived"):
+        await blobs.put_stream(BUCKET, key, stream(size - MB), size=size)
+    assert await blobs.stat(BUCKET, key) is None
+
+
+async def test_a_stream_past_the_part_size_goes_in_streamed_parts(
+    blobs: Blobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(blobs_module, "STREAMED_PART_SIZE", 5 * MB)
+    key = f"{uuid.uuid4()}/original"
+    size = 12 * MB + 256 * 1024  # two whole parts and a short last one
+    expected = hashlib.sha256()
+    async for piece in stream(size):
+        expected.update(piece)
+    stored = await blobs.put_stream(BUCKET, key, stream(size), size=size)
+    assert (stored.size, stored.sha256) == (size, expected.hexdigest())
+    assert stored.etag.endswith("-3")  # S3's ETag of a multipart object names its parts
+    assert hashlib.sha256(await blobs.get(BUCKET, key)).hexdigest() == expected.hexdigest()
+    await blobs.remove(BUCKET, key)
 
 
 async def _enumerate(items: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, bytes]]:

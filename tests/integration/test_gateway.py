@@ -233,6 +233,16 @@ async def test_size_limits_are_enforced_before_and_while_bytes_arrive(gateway: G
             await gateway.runtime.blobs.stat("originals", f"{project.id}/{small}/original") is None
         )
 
+        # One that sends a whole request but fewer bytes than it declared is failed too.
+        shorter = await put(client, session, small, jpeg()[:-1000])
+        assert error(shorter, 422) == "incomplete"
+        assert f"{len(jpeg()) - 1000:,} of the declared {len(jpeg()):,}" in shorter.text
+        assert (
+            await gateway.runtime.blobs.stat("originals", f"{project.id}/{small}/original") is None
+        )
+        # and it can be sent again, whole
+        assert (await put(client, session, small, jpeg())).status_code == 200
+
 
 async def test_content_must_match_the_name_and_capture_needs_exif(gateway: Gateway) -> None:
     library, capture = await new_project(gateway), await new_project(gateway, "capture")

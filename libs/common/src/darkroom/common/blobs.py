@@ -1,9 +1,11 @@
 """S3 for every service: the ``minio`` SDK behind a small async interface.
 
-The SDK is synchronous, so every call runs in a worker thread. ``put_stream`` feeds it from an
-async iterator through a bounded queue: memory stays at about two multipart parts whatever the
-size, SHA-256 and size are computed on the way, and a stream that passes its limit is stopped
-at once, its multipart upload aborted, so no object is left behind.
+The SDK is synchronous, so every call runs in a worker thread. ``put_stream`` sends a stream of
+known size as it arrives: the bytes cross to the SDK's thread through a bounded queue and go
+out as the body of one PUT (a multipart upload past ``STREAMED_PART_SIZE``, its parts streamed
+too), so memory stays at a few pieces per upload whatever the size; SHA-256 and size are
+computed on the way, and a stream that passes its size, or ends short of it, is stopped at
+once, its request cut off, so no object is left behind.
 """
 
 from __future__ import annotations
@@ -11,25 +13,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import io
-from collections import deque
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, BinaryIO, cast
+from datetime import datetime, timedelta
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from minio import Minio
 from minio.datatypes import Part
 from minio.error import S3Error
+from minio.helpers import DictType
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from darkroom.common.settings import CommonSettings
 
 PART_SIZE = 5 * 1024 * 1024
-"""The smallest part S3 accepts: the SDK holds one whole part in memory per upload."""
+"""The smallest part S3 accepts (but the last): resumable uploads gather parts this size."""
+STREAMED_PART_SIZE = 1024**3
+"""``put_stream`` sends a stream up to this size as one PUT, a larger one in parts this size (a
+streamed part costs no memory, and S3 takes at most 10,000 parts)."""
 _QUEUE_CHUNKS = 2
 _HANDOFF_BYTES = 1024 * 1024
 """Chunks are gathered to this size before crossing to the SDK's thread: each crossing costs."""
@@ -53,6 +57,15 @@ class LimitExceeded(Exception):
         self.limit = limit
 
 
+class Incomplete(Exception):
+    """The stream ended short of its size; nothing was stored."""
+
+    def __init__(self, received: int, size: int) -> None:
+        super().__init__(f"{received:,} of {size:,} bytes arrived")
+        self.received = received
+        self.size = size
+
+
 @dataclass(frozen=True)
 class StoredBlob:
     sha256: str
@@ -70,7 +83,7 @@ class BlobInfo:
 class Blobs:
     def __init__(self, settings: CommonSettings) -> None:
         endpoint = urlsplit(settings.s3_endpoint)
-        self._client = Minio(
+        self._client = _Client(
             endpoint.netloc,
             access_key=settings.s3_access_key,
             secret_key=settings.s3_secret_key.get_secret_value(),
@@ -96,43 +109,35 @@ class Blobs:
         key: str,
         chunks: AsyncIterable[bytes],
         *,
-        limit: int,
+        size: int,
         content_type: str = "application/octet-stream",
     ) -> StoredBlob:
-        """Store the stream as ``bucket/key``; raises ``LimitExceeded`` past ``limit`` bytes."""
+        """Store the stream as ``bucket/key``; it must carry exactly ``size`` bytes: raises
+        ``LimitExceeded`` past them, ``Incomplete`` short of them."""
         with _span("put", bucket, key):
-            return await self._put_stream(bucket, key, chunks, limit, content_type)
+            return await self._put_stream(bucket, key, chunks, size, content_type)
 
     async def _put_stream(
         self,
         bucket: str,
         key: str,
         chunks: AsyncIterable[bytes],
-        limit: int,
+        size: int,
         content_type: str,
     ) -> StoredBlob:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(_QUEUE_CHUNKS)
-        reader = _QueueReader(queue, loop)
+        feed = _Feed(queue, loop)
         upload = asyncio.create_task(
-            asyncio.to_thread(
-                self._client.put_object,
-                bucket,
-                key,
-                cast(BinaryIO, reader),
-                length=-1,
-                part_size=PART_SIZE,
-                content_type=content_type,
-                num_parallel_uploads=1,
-            )
+            asyncio.to_thread(self._send, bucket, key, feed, size, content_type)
         )
         received = held = 0
         pending: list[bytes] = []
         try:
             async for chunk in chunks:
                 received += len(chunk)
-                if received > limit:
-                    raise LimitExceeded(limit)
+                if received > size:
+                    raise LimitExceeded(size)
                 if upload.done():
                     break  # the upload failed; its error is raised below
                 pending.append(chunk)
@@ -141,25 +146,45 @@ class Blobs:
                     await _put_unless_done(queue, b"".join(pending), upload)
                     pending, held = [], 0
             else:
+                if received < size:
+                    raise Incomplete(received, size)
                 if pending:
                     await _put_unless_done(queue, b"".join(pending), upload)
-                await _put_unless_done(queue, None, upload)
-            result = await upload
+            etag = await upload
         except BaseException as exc:
             if not upload.done():
-                reader.abort(exc)
+                feed.abort(exc)
                 await asyncio.wait([upload])
             if not upload.cancelled():
                 upload.exception()  # taken: the error raised here is the one that counts
             raise
-        etag = result.etag or ""
-        return StoredBlob(sha256=reader.sha256.hexdigest(), size=reader.size, etag=etag)
+        return StoredBlob(sha256=feed.sha256.hexdigest(), size=feed.size, etag=etag)
+
+    def _send(self, bucket: str, key: str, feed: _Feed, size: int, content_type: str) -> str:
+        """In the SDK's thread: the stream as one PUT, or a multipart upload; its ETag."""
+        client = self._client
+        headers: DictType = {"Content-Type": content_type}
+        if size <= STREAMED_PART_SIZE:
+            body = cast(bytes, feed.body(size))
+            return client._put_object(bucket, key, body, headers).etag or ""
+        upload_id = client._create_multipart_upload(bucket, key, headers)
+        try:
+            parts = []
+            for number, start in enumerate(range(0, size, STREAMED_PART_SIZE), 1):
+                body = cast(bytes, feed.body(min(STREAMED_PART_SIZE, size - start)))
+                etag = client._upload_part(bucket, key, body, None, upload_id, number)
+                parts.append(Part(number, etag))
+            return client._complete_multipart_upload(bucket, key, upload_id, parts).etag or ""
+        except BaseException:
+            with contextlib.suppress(S3Error):
+                client._abort_multipart_upload(bucket, key, upload_id)
+            raise
 
     async def put_bytes(self, bucket: str, key: str, data: bytes) -> None:
         with _span("put", bucket, key):
-            await asyncio.to_thread(
-                self._client.put_object, bucket, key, io.BytesIO(data), len(data)
-            )
+            headers: DictType = {"Content-Type": "application/octet-stream"}
+            body = cast(bytes, _BytesBody(data))
+            await asyncio.to_thread(self._client._put_object, bucket, key, body, headers)
 
     # Multipart uploads assembled across requests (resumable uploads). The SDK's multipart
     # calls are its protected API; they are wrapped here, the one place that knows it.
@@ -180,7 +205,13 @@ class Blobs:
         """Store part ``number`` (1-based; at least 5 MiB unless it is the last); its ETag."""
         with _span("upload part", bucket, key):
             etag: str = await asyncio.to_thread(
-                self._client._upload_part, bucket, key, data, None, upload_id, number
+                self._client._upload_part,
+                bucket,
+                key,
+                cast(bytes, _BytesBody(data)),
+                None,
+                upload_id,
+                number,
             )
         return etag
 
@@ -266,27 +297,19 @@ async def _put_unless_done(
         put.cancel()
 
 
-class _QueueReader(io.RawIOBase):
-    """A blocking file object for the SDK's thread, fed from the event loop's queue.
-
-    It hashes what it hands over and copies each byte once, into the part the SDK asks for.
-    """
+class _Feed:
+    """The stream's bytes in the SDK's thread, taken from the event loop's queue as they
+    arrive, hashed and counted on the way."""
 
     def __init__(
         self, queue: asyncio.Queue[bytes | BaseException | None], loop: asyncio.AbstractEventLoop
     ) -> None:
-        super().__init__()
         self._queue = queue
         self._loop = loop
-        self._pieces: deque[bytes] = deque()
-        self._held = 0
-        self._eof = False
+        self._left = memoryview(b"")
         self._error: BaseException | None = None
         self.sha256 = hashlib.sha256()
         self.size = 0
-
-    def readable(self) -> bool:
-        return True
 
     def abort(self, error: BaseException) -> None:
         """Make the SDK's thread fail with ``error`` (called on the event loop)."""
@@ -295,31 +318,83 @@ class _QueueReader(io.RawIOBase):
             self._queue.get_nowait()
         self._queue.put_nowait(error)
 
-    def read(self, size: int | None = -1) -> bytes:
-        wanted = size if size is not None and size >= 0 else None
-        while not self._eof and (wanted is None or self._held < wanted):
+    def body(self, length: int) -> _StreamedBody:
+        return _StreamedBody(self, length)
+
+    def take(self, most: int) -> memoryview:
+        """The next piece of the stream, at most ``most`` bytes."""
+        if not self._left:
             item = asyncio.run_coroutine_threadsafe(self._queue.get(), self._loop).result()
             if isinstance(item, BaseException):
                 raise item
             if item is None:
-                self._eof = True
-                break
-            self.size += len(item)
-            self.sha256.update(item)
-            self._pieces.append(item)
-            self._held += len(item)
+                raise RuntimeError("the stream ended before its size")  # the loop says first
+            self._left = memoryview(item)
         if self._error is not None:
             raise self._error
-        return self._take(self._held if wanted is None else min(wanted, self._held))
+        piece, self._left = self._left[:most], self._left[most:]
+        self.sha256.update(piece)
+        self.size += len(piece)
+        return piece
 
-    def _take(self, n: int) -> bytes:
-        taken: list[bytes] = []
-        while n > 0:
-            piece = self._pieces.popleft()
-            if len(piece) > n:  # split the last piece; its rest waits for the next read
-                self._pieces.appendleft(piece[n:])
-                piece = piece[:n]
-            taken.append(piece)
-            n -= len(piece)
-            self._held -= len(piece)
-        return taken[0] if len(taken) == 1 else b"".join(taken)
+
+class _UnsignedBody:
+    """A request body the SDK sends as it is read, its payload not hashed to sign it."""
+
+    def __init__(self, length: int) -> None:
+        self._length = length
+
+    def __len__(self) -> int:
+        return self._length
+
+
+class _StreamedBody(_UnsignedBody):
+    """The next ``length`` bytes of a feed."""
+
+    def __init__(self, feed: _Feed, length: int) -> None:
+        super().__init__(length)
+        self._feed = feed
+        self._sent = False
+
+    def __iter__(self) -> Iterator[memoryview]:
+        if self._sent:  # a retry cannot send it again: the bytes are gone
+            raise RuntimeError("a streamed body cannot be sent twice")
+        self._sent = True
+        left = self._length
+        while left:
+            piece = self._feed.take(left)
+            left -= len(piece)
+            yield piece
+
+
+class _BytesBody(_UnsignedBody):
+    """Bytes in memory (a retry sends them again)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(len(data))
+        self._data = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._data
+
+
+class _Client(Minio):
+    """The SDK, taught to send an ``_UnsignedBody`` as it is read: with its length, and without
+    hashing the payload first to sign it (``UNSIGNED-PAYLOAD``, as the SDK itself signs over
+    HTTPS). Darkroom hashes what it stores itself; the S3 server is spared checking a hash
+    per request, which costs it more CPU than the rest of a PUT."""
+
+    def _build_headers(
+        self,
+        host: str,
+        headers: dict[str, Any] | None = None,
+        body: bytes | None = None,
+        creds: Any = None,
+    ) -> tuple[dict[str, Any], datetime]:
+        if not isinstance(body, _UnsignedBody):
+            return super()._build_headers(host, headers, body, creds)
+        built, date = super()._build_headers(host, headers, None, creds)
+        built["Content-Length"] = str(len(body))
+        if creds:
+            built["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"
+        return built, date

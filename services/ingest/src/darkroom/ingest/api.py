@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
-from darkroom.common.blobs import LimitExceeded
+from darkroom.common.blobs import Incomplete, LimitExceeded
 from darkroom.common.db import publish
 from darkroom.common.events import (
     Classification,
@@ -511,7 +511,7 @@ async def upload_content(
         await store.fail(runtime.db.pool, file_id, code, reason)
         if isinstance(error, Refused):
             raise Refused(code, reason, error.status) from None
-        if isinstance(error, (LimitExceeded, ClientDisconnect)):
+        if isinstance(error, (LimitExceeded, Incomplete, ClientDisconnect)):
             raise Refused(code, reason) from None
         raise
 
@@ -521,6 +521,12 @@ def failure(error: BaseException) -> tuple[str, str]:
         return error.code, error.message
     if isinstance(error, LimitExceeded):
         return "size_mismatch", "The file sent more bytes than its declared size."
+    if isinstance(error, Incomplete):
+        return (
+            "incomplete",
+            f"{error.received:,} of the declared {error.size:,} bytes arrived;"
+            " upload the file again.",
+        )
     if isinstance(error, ClientDisconnect):
         return "upload_interrupted", "The connection closed before the whole file arrived."
     return "upload_error", "The file could not be stored; retry it."
@@ -539,14 +545,8 @@ async def _receive(
 
     chunks = reported(judged(_body(request), policy, path, found), report)
     stored = await runtime.blobs.put_stream(
-        runtime.settings.bucket_originals, key, chunks, limit=size
+        runtime.settings.bucket_originals, key, chunks, size=size
     )
-    if stored.size != size:
-        await runtime.blobs.remove(runtime.settings.bucket_originals, key)
-        raise Refused(
-            "incomplete",
-            f"{stored.size:,} of the declared {size:,} bytes arrived; upload the file again.",
-        )
     return await complete_upload(
         runtime, session, row, size=stored.size, sha256=stored.sha256, family=found[0]
     )

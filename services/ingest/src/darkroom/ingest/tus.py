@@ -2,10 +2,11 @@
 
 A tus upload carries the bytes of a file already added to a session (its metadata names the
 ``session`` and the ``file``), so tus-js-client, Uppy and tuspy work unchanged. Bytes go to
-an S3 multipart upload in whole parts as they arrive; the bytes since the last whole part
-wait in a small S3 object (the tail) between requests, so nothing is kept on local disk and
-the gateway's memory stays at about one part per upload. Unfinished uploads expire and are
-cleaned from S3 and the database.
+an S3 multipart upload in whole parts as they arrive, each part's upload running beside the
+receiving of the next; the bytes since the last whole part wait in a small S3 object (the
+tail) between requests, so nothing is kept on local disk and the gateway's memory stays at
+about three parts per upload. A PATCH holds its upload by a lease in the database, not by an
+open transaction. Unfinished uploads expire and are cleaned from S3 and the database.
 """
 
 from __future__ import annotations
