@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from darkroom.common.db import Database
 from darkroom.common.events import (
     MediaRef,
     MediaTags,
@@ -21,6 +22,7 @@ from darkroom.common.events import (
     TaggingCommand,
 )
 from darkroom.common.settings import CommonSettings, TaggingSettings
+from darkroom.tagging import store as tagging_store
 from darkroom.tagging.app import create_runtime
 from darkroom.tagging.handlers import recluster
 from tests.unit.corpus_truth import CORPUS, FACES_PEOPLE
@@ -166,7 +168,9 @@ async def test_a_removed_face_stays_removed_through_re_clustering(tagging: Consu
     await eventually(removed, timeout=60)
     runtime = tagging.replicas[0]
     settings = TaggingSettings(face_distance=0.6)
+    assert project in await _changed_projects(runtime.db)  # faces came and one was removed
     await recluster(runtime.db, settings)  # what the periodic pass does
+    assert project not in await _changed_projects(runtime.db)  # the next pass skips it
     final = await tagging.latest(one, two)
     assert person_tags(final[one.media_id]) == {"Barack"}
     assert person_tags(final[two.media_id]) == set()  # the user's word holds
@@ -205,3 +209,8 @@ async def test_merging_two_persons_tags_the_photos_of_both(
         final = await eventually(merged, timeout=60)
         assert person_tags(final[one.media_id]) == {"Joe"}
         assert final[two.media_id]["faces"][0]["person_id"] == str(first)
+
+
+async def _changed_projects(db: Database) -> list[uuid.UUID]:
+    async with db.transaction() as tx:
+        return await tagging_store.projects_changed(tx)

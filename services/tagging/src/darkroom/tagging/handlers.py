@@ -83,6 +83,8 @@ async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None
             await store.add_face(tx, ref, found, person_id)
         for person_id in left:
             await store.refresh_person(tx, person_id)
+        if analysis.faces or left:
+            await store.changed(tx, ref.project_id)
     await announce(tx, ref.media_id)
 
 
@@ -105,16 +107,13 @@ async def on_command(command: TaggingCommand, tx: Transaction, deps: Deps) -> No
             log.warning("merge_persons: unknown persons", extra={"id": what.person_id})
             return
         affected = await store.media_of_persons(tx, {kept["person_id"], gone["person_id"]})
-        faces = [
-            f.face_id
-            for f in await store.faces_of_project(tx, project_id)
-            if f.person_id == gone["person_id"]
-        ]
+        faces = [f.face_id for f in await store.faces_of_person(tx, gone["person_id"])]
         await store.move_faces(tx, faces, kept["person_id"], decided=True)
         if kept["name"] is None and gone["name"] is not None:
             await store.name_person(tx, kept["person_id"], gone["name"])
         await store.delete_person(tx, gone["person_id"])
         await store.refresh_person(tx, kept["person_id"])
+        await store.changed(tx, project_id)
     elif isinstance(what, RemoveFace):
         face = await store.face(tx, project_id, what.face_id)
         if face is None or face.person_id is None:
@@ -124,15 +123,17 @@ async def on_command(command: TaggingCommand, tx: Transaction, deps: Deps) -> No
             tx, [face.face_id], None, decided=True, rejected_person=face.person_id
         )
         await store.refresh_person(tx, face.person_id)
+        await store.changed(tx, project_id)
         affected = {face.media_id}
     for media_id in sorted(affected):
         await announce(tx, media_id)
 
 
 async def recluster(db: Database, settings: TaggingSettings) -> None:
-    """Move faces no user placed to a clearly nearer person; republish what changed."""
+    """Move faces no user placed to a clearly nearer person; republish what changed. Only
+    projects whose faces changed since their last pass are read."""
     async with db.transaction() as tx:
-        projects = await store.projects_with_faces(tx)
+        projects = await store.projects_changed(tx)
     for project_id in projects:
         async with db.transaction() as tx:
             await store.lock_project(tx, project_id)
@@ -161,6 +162,7 @@ async def recluster(db: Database, settings: TaggingSettings) -> None:
                 await store.refresh_person(tx, person_id)
             for media_id in sorted(affected):
                 await announce(tx, media_id)
+            await store.clustered(tx, project_id)
             if affected:
                 log.info("re-clustered", extra={"project_id": project_id, "media": len(affected)})
 

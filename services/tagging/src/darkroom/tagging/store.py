@@ -121,6 +121,10 @@ async def faces_of_project(tx: Transaction, project_id: uuid.UUID) -> list[Store
     return _faces(await tx.fetch(_FACES + " WHERE f.project_id = $1", project_id))
 
 
+async def faces_of_person(tx: Transaction, person_id: uuid.UUID) -> list[StoredFace]:
+    return _faces(await tx.fetch(_FACES + " WHERE f.person_id = $1", person_id))
+
+
 async def face(tx: Transaction, project_id: uuid.UUID, face_id: uuid.UUID) -> StoredFace | None:
     rows = await tx.fetch(
         _FACES + " WHERE f.project_id = $1 AND f.face_id = $2", project_id, face_id
@@ -183,9 +187,26 @@ async def media_of_persons(tx: Transaction, person_ids: set[uuid.UUID]) -> set[u
     return {row["media_id"] for row in rows}
 
 
-async def projects_with_faces(tx: Transaction) -> list[uuid.UUID]:
-    rows = await tx.fetch("SELECT DISTINCT project_id FROM faces WHERE NOT decided")
+async def changed(tx: Transaction, project_id: uuid.UUID) -> None:
+    """The project's faces changed (under its lock): the next re-clustering pass reads them."""
+    await tx.execute(
+        "INSERT INTO cluster_changes (project_id, changes) VALUES ($1, 1) ON CONFLICT (project_id)"
+        " DO UPDATE SET changes = cluster_changes.changes + 1",
+        project_id,
+    )
+
+
+async def projects_changed(tx: Transaction) -> list[uuid.UUID]:
+    """Projects whose faces changed since they were last re-clustered."""
+    rows = await tx.fetch("SELECT project_id FROM cluster_changes WHERE changes > clustered")
     return [row["project_id"] for row in rows]
+
+
+async def clustered(tx: Transaction, project_id: uuid.UUID) -> None:
+    """The project was re-clustered as its faces stand (under its lock)."""
+    await tx.execute(
+        "UPDATE cluster_changes SET clustered = changes WHERE project_id = $1", project_id
+    )
 
 
 _FACES = (
