@@ -269,9 +269,11 @@ async def test_content_must_match_the_name_and_capture_needs_exif(gateway: Gatew
             "status"
         ] == "uploaded"
         detail = (await client.get(f"/v1/sessions/{session}")).json()
-        assert detail["counts"] == detail["counts"] | {"uploaded": 1, "failed": 1}
-        [failed] = [f for f in detail["files"] if f["status"] == "failed"]
-        assert failed["code"] == "missing_exif" and "EXIF" in failed["reason"]
+        assert detail["counts"] == detail["counts"] | {"uploaded": 1, "failed": 2}
+        failed = {f["path"]: f for f in detail["files"] if f["status"] == "failed"}
+        assert failed["bare.jpg"]["code"] == "missing_exif"
+        assert "EXIF" in failed["bare.jpg"]["reason"]
+        assert failed["photo.png"]["code"] == "unsupported_type"  # refused when added, kept
 
 
 @pytest.mark.parametrize(
@@ -440,6 +442,56 @@ async def test_submitting_twice_is_refused_and_failed_files_stay_failed(gateway:
         assert error(late, 409) == "session_submitted"
         files = (await client.get(f"/v1/sessions/{session}?status=failed")).json()["files"]
         assert [(f["path"], f["code"]) for f in files] == [("never-sent.jpg", "not_uploaded")]
+
+
+async def test_a_file_the_policy_refuses_is_kept_as_failed_with_its_reason(
+    gateway: Gateway,
+) -> None:
+    project = await new_project(gateway, max_files=2)
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        batch = await add(
+            client,
+            session,
+            {"path": "notes.txt", "size": 100},
+            {"path": "big.jpg", "size": 51 * MB},
+            {"path": "../escape.jpg", "size": 100},
+            {"path": "good.jpg", "size": len(jpeg(4))},
+        )
+        answers = {f["path"]: (f["status"], f["code"], f["id"] is not None) for f in batch["files"]}
+        assert answers == {
+            "notes.txt": ("refused", "unsupported_type", True),  # kept in the session, failed
+            "big.jpg": ("refused", "file_too_large", True),
+            "../escape.jpg": ("refused", "path_traversal", False),  # no safe name to keep
+            "good.jpg": ("queued", None, True),
+        }
+        shown = (await client.get(f"/v1/sessions/{session}")).json()
+        kept = {f["path"]: (f["status"], f["code"]) for f in shown["files"]}
+        assert kept == {
+            "notes.txt": ("failed", "unsupported_type"),
+            "big.jpg": ("failed", "file_too_large"),
+            "good.jpg": ("queued", None),
+        }
+        assert all(f["reason"] for f in shown["files"] if f["status"] == "failed")
+        assert shown["counts"]["bytes_total"] == len(jpeg(4))  # the refused are not awaited
+
+        # A refused file cannot be sent: the same file would be refused again.
+        refused_id = batch["files"][1]["id"]
+        assert error(await put(client, session, refused_id, jpeg(4)), 409) == "refused_when_added"
+        # Adding its path again, changed, replaces it; the refused take no room (two at most).
+        again = await add(client, session, {"path": "big.jpg", "size": len(jpeg(5))})
+        assert again["queued"] == 1
+        third = await client.post(
+            f"/v1/sessions/{session}/files", json={"files": [{"path": "third.jpg", "size": 10}]}
+        )
+        assert error(third, 409) == "session_full"
+        paths = [f["path"] for f in (await client.get(f"/v1/sessions/{session}")).json()["files"]]
+        assert sorted(paths) == ["big.jpg", "good.jpg", "notes.txt"]
+
+        await put(client, session, batch["files"][3]["id"], jpeg(4))
+        submitted = (await client.post(f"/v1/sessions/{session}/submit")).json()
+        # sent: good.jpg; failed: notes.txt (refused) and big.jpg (never sent)
+        assert (submitted["sent"], submitted["failed"]) == (1, 2)
 
 
 async def test_the_bootstrap_command_makes_a_usable_project_and_admin_key(

@@ -335,64 +335,68 @@ def _plan(
     planned: list[schemas.PlannedFile],
     session: asyncpg.Record,
     existing: list[asyncpg.Record],
-) -> list[schemas.FileEntry]:
-    """Judge each planned file alone: refused, a duplicate, or to be queued."""
+) -> list[tuple[schemas.FileEntry, bool]]:
+    """Judge each planned file alone: refused, a duplicate, or to be queued; with each, whether
+    it is kept in the session (a policy's refusal is, as a failed file; an unsafe or repeated
+    path is not)."""
     policy, limits = policy_and_limits(session)
     ceiling = Classification(session["ceiling"])
-    by_path = {f["relative_path"]: f for f in existing}
+    by_path = {f["relative_path"]: f for f in existing if not f["refused"]}
     by_sha = {
         (f["sha256"] or f["declared_sha256"]): f["relative_path"]
         for f in existing
-        if f["status"] != "skipped_duplicate" and (f["sha256"] or f["declared_sha256"])
+        if f["status"] != "skipped_duplicate"
+        and not f["refused"]
+        and (f["sha256"] or f["declared_sha256"])
     }
-    entries: list[schemas.FileEntry] = []
+    entries: list[tuple[schemas.FileEntry, bool]] = []
     for index, item in enumerate(planned):
         try:
             path = normalise(item.path)
+        except UnsafePath as unsafe:
+            entries.append((_refusal(index, item.path, unsafe), False))
+            continue
+        try:
             check_planned(policy, limits, path, item.size)
             check_classification(
                 item.classification or Classification(session["classification"]), ceiling
             )
-        except (UnsafePath, Refused) as refused:
-            entries.append(
-                schemas.FileEntry(
-                    index=index,
-                    path=item.path,
-                    status="refused",
-                    code=refused.code,
-                    message=refused.message,
-                )
-            )
+        except Refused as refused:
+            entries.append((_refusal(index, path, refused), path not in by_path))
             continue
         sha = item.sha256.lower() if item.sha256 else None
         if sha and sha in by_sha:
             entries.append(
-                schemas.FileEntry(
-                    index=index,
-                    path=path,
-                    status="skipped_duplicate",
-                    code="duplicate_content",
-                    message=f"The same content is already in this session as {by_sha[sha]!r}.",
-                    duplicate_of=by_sha[sha],
+                (
+                    schemas.FileEntry(
+                        index=index,
+                        path=path,
+                        status="skipped_duplicate",
+                        code="duplicate_content",
+                        message=f"The same content is already in this session as {by_sha[sha]!r}.",
+                        duplicate_of=by_sha[sha],
+                    ),
+                    True,
                 )
             )
             continue
         if path in by_path:
-            entries.append(
-                schemas.FileEntry(
-                    index=index,
-                    path=path,
-                    status="refused",
-                    code="duplicate_path",
-                    message=f"A file with the path {path!r} is already in this session.",
-                )
+            duplicate = Refused(
+                "duplicate_path", f"A file with the path {path!r} is already in this session."
             )
+            entries.append((_refusal(index, path, duplicate), False))
             continue
         by_path[path] = item
         if sha:
             by_sha[sha] = path
-        entries.append(schemas.FileEntry(index=index, path=path, status="queued"))
+        entries.append((schemas.FileEntry(index=index, path=path, status="queued"), True))
     return entries
+
+
+def _refusal(index: int, path: str, refusal: UnsafePath | Refused) -> schemas.FileEntry:
+    return schemas.FileEntry(
+        index=index, path=path, status="refused", code=refusal.code, message=refusal.message
+    )
 
 
 @router.post("/sessions/{session_id}/precheck", response_model=schemas.Precheck)
@@ -402,7 +406,7 @@ async def precheck(
     """Which planned files repeat each other or the session, or would be refused (nothing kept)."""
     session = await visible_session(runtime, caller, session_id, Role.uploader)
     existing = await store.files(runtime.db.pool, session_id)
-    entries = _plan(body.files, session, existing)
+    entries = [entry for entry, _ in _plan(body.files, session, existing)]
     return schemas.Precheck(
         files=entries,
         duplicates=sum(e.status == "skipped_duplicate" for e in entries),
@@ -426,9 +430,10 @@ async def add_batch(
         assert session is not None
         require_open(session)
         existing = await store.files(tx, session_id)
-        entries = _plan(body.files, session, existing)
+        planned = _plan(body.files, session, existing)
+        entries = [entry for entry, _ in planned]
         queued = [e for e in entries if e.status == "queued"]
-        kept = [f for f in existing if f["status"] != "skipped_duplicate"]
+        kept = [f for f in existing if f["status"] != "skipped_duplicate" and not f["refused"]]
         _, limits = policy_and_limits(session)
         if len(kept) + len(queued) > limits.max_files:
             room = limits.max_files - len(kept)
@@ -447,11 +452,12 @@ async def add_batch(
                 f"session to {held + planned_bytes:,}. Start a new session for the rest.",
                 409,
             )
-        for entry in entries:
-            if entry.status == "refused":
+        for entry, kept_in_session in planned:
+            if not kept_in_session:
                 continue
             entry.id = uuid.uuid4()
             item = body.files[entry.index]
+            refused = entry.status == "refused"
             await store.insert_file(
                 tx,
                 id=entry.id,
@@ -460,9 +466,12 @@ async def add_batch(
                 relative_path=entry.path,
                 declared_size=item.size,
                 declared_sha256=item.sha256.lower() if item.sha256 else None,
-                status=entry.status,
+                status="failed" if refused else entry.status,
                 duplicate_of=None,
                 classification=item.classification.value if item.classification else None,
+                refused=refused,
+                reason_code=entry.code if refused else None,
+                reason=entry.message if refused else None,
             )
     return schemas.BatchResult(
         files=entries,
@@ -470,6 +479,24 @@ async def add_batch(
         skipped=sum(e.status == "skipped_duplicate" for e in entries),
         refused=sum(e.status == "refused" for e in entries),
     )
+
+
+def require_uploadable(row: asyncpg.Record) -> None:
+    """Only a queued or failed file takes bytes, and never one refused when it was added."""
+    if row["refused"]:
+        raise Refused(
+            "refused_when_added",
+            "This file was refused when it was added, and the same file would be again;"
+            " add it again once it is changed.",
+            409,
+        )
+    if row["status"] not in ("queued", "failed"):
+        raise Refused(
+            "not_retryable",
+            f"This file is {row['status'].replace('_', ' ')}; only a queued or failed file "
+            "can be uploaded.",
+            409,
+        )
 
 
 def require_open(session: asyncpg.Record) -> None:
@@ -495,13 +522,7 @@ async def upload_content(
     row = await store.file(runtime.db.pool, session_id, file_id)
     if row is None:
         raise not_found("file")
-    if row["status"] not in ("queued", "failed"):
-        raise Refused(
-            "not_retryable",
-            f"This file is {row['status'].replace('_', ' ')}; only a queued or failed file "
-            "can be uploaded.",
-            409,
-        )
+    require_uploadable(row)
     if not await store.start_upload(runtime.db.pool, file_id):
         raise Refused("upload_in_progress", "This file is being uploaded right now.", 409)
     try:

@@ -170,7 +170,8 @@ _COUNTS = (
     " count(*) FILTER (WHERE status = 'uploaded') AS uploaded,"
     " count(*) FILTER (WHERE status = 'failed') AS failed,"
     " count(*) FILTER (WHERE status = 'skipped_duplicate') AS skipped_duplicate,"
-    " coalesce(sum(declared_size) FILTER (WHERE status <> 'skipped_duplicate'), 0) AS bytes_total,"
+    " coalesce(sum(declared_size) FILTER (WHERE status <> 'skipped_duplicate' AND NOT refused),"
+    "   0) AS bytes_total,"
     " coalesce(sum(CASE WHEN status = 'uploaded' THEN declared_size"
     "   WHEN status = 'uploading' THEN received_bytes ELSE 0 END), 0) AS bytes_received"
     " FROM files WHERE session_id = ANY($1::uuid[]) GROUP BY session_id"
@@ -204,10 +205,16 @@ async def file(conn: Connection, session_id: uuid.UUID, file_id: uuid.UUID) -> R
 
 
 async def insert_file(tx: Transaction, **fields: Any) -> None:
+    """A new file of the session; one refused earlier at the same path gives way to it."""
+    await tx.execute(
+        "DELETE FROM files WHERE session_id = $1 AND relative_path = $2 AND refused",
+        fields["session_id"],
+        fields["relative_path"],
+    )
     await tx.execute(
         "INSERT INTO files (id, session_id, project_id, relative_path, declared_size,"
-        " declared_sha256, status, duplicate_of, classification)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        " declared_sha256, status, duplicate_of, classification, refused, reason_code, reason)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         fields["id"],
         fields["session_id"],
         fields["project_id"],
@@ -217,6 +224,9 @@ async def insert_file(tx: Transaction, **fields: Any) -> None:
         fields["status"],
         fields.get("duplicate_of"),
         fields.get("classification"),
+        fields.get("refused", False),
+        fields.get("reason_code"),
+        fields.get("reason"),
     )
 
 

@@ -39,6 +39,7 @@ from darkroom.ingest.api import (
     object_key,
     policy_and_limits,
     require_open,
+    require_uploadable,
     visible_session,
 )
 from darkroom.ingest.content import HEAD_BYTES, Family
@@ -150,10 +151,9 @@ async def create(
         if await _remove_unless_held(runtime.db.pool, previous["id"]) is None:
             raise _busy()
         await _discard(runtime, previous, session)
-    if row["status"] not in ("queued", "failed") or not await store.start_upload(
-        runtime.db.pool, file_id
-    ):
-        raise Refused("not_retryable", f"This file is {row['status']}; it cannot be uploaded.", 409)
+    require_uploadable(row)
+    if not await store.start_upload(runtime.db.pool, file_id):
+        raise Refused("upload_in_progress", "This file is being uploaded right now.", 409)
     upload_id = uuid.uuid4()
     settings = cast(IngestSettings, runtime.settings)
     expires = datetime.now(UTC) + timedelta(seconds=settings.tus_expiry_seconds)
