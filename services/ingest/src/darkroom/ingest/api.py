@@ -564,7 +564,7 @@ async def _receive(
     async def report(received: int) -> None:
         await store.progress(runtime.db.pool, file_id, received)
 
-    chunks = reported(judged(_body(request), policy, path, found), report)
+    chunks = reported(judged(_body(request), policy, path, found), report, size)
     stored = await runtime.blobs.put_stream(
         runtime.settings.bucket_originals, key, chunks, size=size
     )
@@ -595,21 +595,20 @@ async def complete_upload(
         await store.fail(runtime.db.pool, file_id, "checksum_mismatch", reason)
         raise Refused("checksum_mismatch", reason)
     kind = content_type(family, extension(row["relative_path"]))
-    try:
-        async with runtime.db.transaction() as tx:
-            copy = await store.stored_copy(tx, session["id"], sha256)
-            if copy is None:
-                await store.finish_upload(tx, file_id, size=size, sha256=sha256, content_type=kind)
-    except asyncpg.UniqueViolationError:  # an identical file finished at the same moment
-        async with runtime.db.transaction() as tx:
-            copy = await store.stored_copy(tx, session["id"], sha256)
-    if copy is not None:
-        async with runtime.db.transaction() as tx:
-            await store.skip_as_duplicate(tx, file_id, duplicate_of=copy["id"], sha256=sha256)
-        await runtime.blobs.remove(runtime.settings.bucket_originals, key)
-    updated = await store.file(runtime.db.pool, session["id"], file_id)
-    assert updated is not None
-    return file_view(updated)
+    pool = runtime.db.pool
+    copy = await store.stored_copy(pool, session["id"], sha256)
+    if copy is None:
+        try:
+            done = await store.finish_upload(
+                pool, file_id, size=size, sha256=sha256, content_type=kind
+            )
+            return file_view(done)
+        except asyncpg.UniqueViolationError:  # an identical file finished at the same moment
+            copy = await store.stored_copy(pool, session["id"], sha256)
+            assert copy is not None
+    skipped = await store.skip_as_duplicate(pool, file_id, duplicate_of=copy["id"], sha256=sha256)
+    await runtime.blobs.remove(runtime.settings.bucket_originals, key)
+    return file_view(skipped)
 
 
 def object_key(project_id: uuid.UUID, file_id: uuid.UUID) -> str:

@@ -260,8 +260,8 @@ async def fail(conn: Connection, file_id: uuid.UUID, code: str, reason: str) -> 
     )
 
 
-async def stored_copy(tx: Transaction, session_id: uuid.UUID, sha256: str) -> Record | None:
-    return await tx.fetchrow(
+async def stored_copy(conn: Connection, session_id: uuid.UUID, sha256: str) -> Record | None:
+    return await conn.fetchrow(
         "SELECT id, relative_path FROM files"
         " WHERE session_id = $1 AND sha256 = $2 AND status = 'uploaded'",
         session_id,
@@ -270,11 +270,12 @@ async def stored_copy(tx: Transaction, session_id: uuid.UUID, sha256: str) -> Re
 
 
 async def finish_upload(
-    tx: Transaction, file_id: uuid.UUID, *, size: int, sha256: str, content_type: str
-) -> None:
-    await tx.execute(
+    conn: Connection, file_id: uuid.UUID, *, size: int, sha256: str, content_type: str
+) -> Record:
+    """The file uploaded; its row as it now stands."""
+    return await conn.fetchrow(
         "UPDATE files SET status = 'uploaded', received_bytes = $2, sha256 = $3,"
-        " content_type = $4, updated_at = now() WHERE id = $1",
+        " content_type = $4, updated_at = now() WHERE id = $1 RETURNING *",
         file_id,
         size,
         sha256,
@@ -283,11 +284,12 @@ async def finish_upload(
 
 
 async def skip_as_duplicate(
-    tx: Transaction, file_id: uuid.UUID, *, duplicate_of: uuid.UUID, sha256: str
-) -> None:
-    await tx.execute(
+    conn: Connection, file_id: uuid.UUID, *, duplicate_of: uuid.UUID, sha256: str
+) -> Record:
+    """The file skipped as a copy of another; its row as it now stands."""
+    return await conn.fetchrow(
         "UPDATE files SET status = 'skipped_duplicate', duplicate_of = $2, sha256 = $3,"
-        " updated_at = now() WHERE id = $1",
+        " updated_at = now() WHERE id = $1 RETURNING *",
         file_id,
         duplicate_of,
         sha256,

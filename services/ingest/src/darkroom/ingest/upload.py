@@ -32,13 +32,14 @@ async def judged(
 
 
 async def reported(
-    chunks: AsyncIterable[bytes], report: Callable[[int], Awaitable[None]]
+    chunks: AsyncIterable[bytes], report: Callable[[int], Awaitable[None]], size: int
 ) -> AsyncIterator[bytes]:
-    """Pass ``chunks`` on, reporting the bytes received every few megabytes."""
+    """Pass ``chunks`` on, reporting the bytes received every few megabytes (not the last:
+    the file is about to be marked uploaded)."""
     received = reported_at = 0
     async for chunk in chunks:
         received += len(chunk)
-        if received - reported_at >= PROGRESS_EVERY:
+        if received - reported_at >= PROGRESS_EVERY and received < size:
             await report(received)
             reported_at = received
         yield chunk
