@@ -481,6 +481,20 @@ async def add_batch(
     )
 
 
+async def claim_upload(
+    pool: asyncpg.Pool, session_id: uuid.UUID, file_id: uuid.UUID
+) -> asyncpg.Record:
+    """The file, claimed for one upload (plain or resumable); else why it takes no bytes now."""
+    claimed = await store.start_upload(pool, session_id, file_id)
+    if claimed is not None:
+        return claimed
+    row = await store.file(pool, session_id, file_id)
+    if row is None:
+        raise not_found("file")
+    require_uploadable(row)
+    raise Refused("upload_in_progress", "This file is being uploaded right now.", 409)
+
+
 def require_uploadable(row: asyncpg.Record) -> None:
     """Only a queued or failed file takes bytes, and never one refused when it was added."""
     if row["refused"]:
@@ -519,12 +533,7 @@ async def upload_content(
     """Upload (or retry) one file's bytes; it streams to S3 as it arrives."""
     session = await visible_session(runtime, caller, session_id, Role.uploader)
     require_open(session)
-    row = await store.file(runtime.db.pool, session_id, file_id)
-    if row is None:
-        raise not_found("file")
-    require_uploadable(row)
-    if not await store.start_upload(runtime.db.pool, file_id):
-        raise Refused("upload_in_progress", "This file is being uploaded right now.", 409)
+    row = await claim_upload(runtime.db.pool, session_id, file_id)
     try:
         return await _receive(runtime, session, row, request)
     except BaseException as error:
@@ -596,16 +605,12 @@ async def complete_upload(
         raise Refused("checksum_mismatch", reason)
     kind = content_type(family, extension(row["relative_path"]))
     pool = runtime.db.pool
-    copy = await store.stored_copy(pool, session["id"], sha256)
-    if copy is None:
-        try:
-            done = await store.finish_upload(
-                pool, file_id, size=size, sha256=sha256, content_type=kind
-            )
-            return file_view(done)
-        except asyncpg.UniqueViolationError:  # an identical file finished at the same moment
-            copy = await store.stored_copy(pool, session["id"], sha256)
-            assert copy is not None
+    try:
+        done = await store.finish_upload(pool, file_id, size=size, sha256=sha256, content_type=kind)
+        return file_view(done)
+    except asyncpg.UniqueViolationError:  # the same bytes are already uploaded in the session
+        copy = await store.stored_copy(pool, session["id"], sha256)
+        assert copy is not None
     skipped = await store.skip_as_duplicate(pool, file_id, duplicate_of=copy["id"], sha256=sha256)
     await runtime.blobs.remove(runtime.settings.bucket_originals, key)
     return file_view(skipped)

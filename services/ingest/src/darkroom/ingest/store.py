@@ -230,15 +230,19 @@ async def insert_file(tx: Transaction, **fields: Any) -> None:
     )
 
 
-async def start_upload(conn: Connection, file_id: uuid.UUID) -> bool:
-    """Claim a queued or failed file for one upload; False if another one holds it."""
-    row = await conn.fetchval(
+async def start_upload(
+    conn: Connection, session_id: uuid.UUID, file_id: uuid.UUID
+) -> Record | None:
+    """Claim a queued or failed file for one upload: its row, or None if it takes no bytes now
+    (not in the session, refused when added, uploaded, or held by another upload)."""
+    return await conn.fetchrow(
         "UPDATE files SET status = 'uploading', received_bytes = 0, attempts = attempts + 1,"
         " reason_code = NULL, reason = NULL, updated_at = now()"
-        " WHERE id = $1 AND status IN ('queued', 'failed') RETURNING id",
+        " WHERE session_id = $1 AND id = $2 AND status IN ('queued', 'failed') AND NOT refused"
+        " RETURNING *",
+        session_id,
         file_id,
     )
-    return row is not None
 
 
 async def progress(conn: Connection, file_id: uuid.UUID, received: int) -> None:

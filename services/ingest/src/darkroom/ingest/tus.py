@@ -35,11 +35,11 @@ from darkroom.ingest import store
 from darkroom.ingest.api import (
     CallerDep,
     RuntimeDep,
+    claim_upload,
     complete_upload,
     object_key,
     policy_and_limits,
     require_open,
-    require_uploadable,
     visible_session,
 )
 from darkroom.ingest.content import HEAD_BYTES, Family
@@ -151,9 +151,7 @@ async def create(
         if await _remove_unless_held(runtime.db.pool, previous["id"]) is None:
             raise _busy()
         await _discard(runtime, previous, session)
-    require_uploadable(row)
-    if not await store.start_upload(runtime.db.pool, file_id):
-        raise Refused("upload_in_progress", "This file is being uploaded right now.", 409)
+    await claim_upload(runtime.db.pool, session_id, file_id)
     upload_id = uuid.uuid4()
     settings = cast(IngestSettings, runtime.settings)
     expires = datetime.now(UTC) + timedelta(seconds=settings.tus_expiry_seconds)
