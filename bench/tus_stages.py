@@ -7,7 +7,7 @@ handler's stages, and writes one record per PATCH to the file named by
 ``DARKROOM_BENCH_STAGES`` when it stops; ``bench.ingest_throughput --stages`` starts the
 gateway this way and prints the records. Of a PATCH, from its ``_Append`` on:
 
-- ``body_wait``: awaiting the next chunk of the request body (uvicorn, h11, the client, TCP);
+- ``body_wait``: awaiting the next chunk of the request body (uvicorn, httptools, the client, TCP);
 - ``part_wait``: receiving held up by the 5 MiB parts in flight to S3 (``_landed``: a part
   waits for a place, or the last ones at the end); ``sdk`` is the SDK's ``_upload_part`` in
   its thread (hashing to sign, sending, S3's answer), which mostly runs beside the receiving;

@@ -16,6 +16,7 @@ listens on the service's port + 10 * (k - 1).
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import http.client
 import json
@@ -31,6 +32,7 @@ from types import FrameType
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_ENV = ROOT / "var" / "dev.env"
+SEALING_KEY = ROOT / "var" / "sealing.key"
 LOGS = ROOT / "var" / "log"
 RUN = ROOT / "var" / "run"
 PID_FILE = RUN / "supervise.pid"
@@ -221,6 +223,18 @@ def announce(services: list[Service]) -> None:
         dev_credentials(gateway.port)
 
 
+def local_sealing_key() -> str:
+    """The local stack's key that seals webhook secrets (darkroom.common.sealing), made on the
+    first `make up` and kept in var/sealing.key, readable by its owner only; without it the
+    webhook secrets stored so far cannot be opened. DARKROOM_SEALING_KEYS, when set, wins."""
+    try:
+        with os.fdopen(os.open(SEALING_KEY, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(base64.urlsafe_b64encode(os.urandom(32)).decode() + "\n")  # a Fernet key
+    except FileExistsError:
+        pass
+    return SEALING_KEY.read_text().strip()
+
+
 def dev_credentials(port: int) -> None:
     """A dev project and a platform-admin key, made on the first `make up` and kept in
     var/dev.env (delete the file to get new ones), for the `darkroom` CLI."""
@@ -303,6 +317,7 @@ def main() -> int:
     names: list[str] = arguments.only
     LOGS.mkdir(parents=True, exist_ok=True)
     RUN.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DARKROOM_SEALING_KEYS", local_sealing_key())
     services = [
         Service(name, int(os.environ.get(f"DARKROOM_{name.upper()}_HTTP_PORT", SERVICES[name])), k)
         for name in names

@@ -79,7 +79,8 @@ def make_up(
         make = subprocess.Popen(
             command,
             cwd=ROOT,
-            env={**os.environ, **(env or {})},
+            # The stack's own sealing key (var/sealing.key), not the one the tests made.
+            env={k: v for k, v in os.environ.items() if k != "DARKROOM_SEALING_KEYS"} | (env or {}),
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from bench.dedup_set import without_exif
+from darkroom.common.sealing import PREFIX, Sealer
 from darkroom.common.settings import CommonSettings
 from darkroom.ingest.admin import project as project_with_admin
 from darkroom.ingest.app import STALLED_AFTER
@@ -113,9 +114,16 @@ async def test_a_capture_session_uploads_submits_and_emits_one_event_per_file(
     assert report["uploader_email"] == "ana@example.org"
     assert report["recipients"] == ["ops@example.org"]
     assert report["digest_minutes"] == 30  # notify's to know how the project wants its e-mail
-    assert report["webhooks"] == [
-        {"url": "https://hooks.example.org/x", "secret": "whsec_c2VjcmV0LXNlY3JldA=="}
-    ]
+    # The webhook's secret travels sealed, and rests sealed in the gateway's database.
+    [hook] = report["webhooks"]
+    assert hook["url"] == "https://hooks.example.org/x"
+    assert "c2VjcmV0LXNlY3JldA" not in hook["secret"]
+    assert Sealer(settings.sealing_keys).open(hook["secret"]) == "whsec_c2VjcmV0LXNlY3JldA=="
+    stored = await gateway.runtime.db.pool.fetchval(
+        "SELECT secret FROM recipients WHERE project_id = $1 AND kind = 'webhook'",
+        uuid.UUID(project.id),
+    )
+    assert stored.startswith(PREFIX) and "c2VjcmV0LXNlY3JldA" not in stored
 
 
 async def _events_of(

@@ -15,7 +15,9 @@ import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from cryptography.fernet import Fernet
 from fastapi import FastAPI, Request, Response
+from pydantic import SecretStr
 from standardwebhooks import Webhook
 
 from darkroom.common.events import (
@@ -25,6 +27,7 @@ from darkroom.common.events import (
     WebhookTarget,
 )
 from darkroom.common.runtime import Runtime
+from darkroom.common.sealing import Sealer
 from darkroom.common.settings import CommonSettings, NotifySettings
 from darkroom.notify import store
 from darkroom.notify.app import create_runtime
@@ -302,13 +305,14 @@ async def test_a_crash_between_sending_and_recording_repeats_one_message_with_it
     db = paused.db
     await eventually(lambda: _owed(db))
     monkeypatch.setattr(store, "record", record_or_die)
+    sealer = Sealer(settings.sealing_keys)
     with pytest.raises(Killed):
-        await dispatch(db, settings)
+        await dispatch(db, settings, sealer)
     [first] = inbox.to("ana@example.org")  # it went out; its outcome was never written
-    assert await dispatch(db, settings) == 0  # claimed by the dead sender: not yet again
+    assert await dispatch(db, settings, sealer) == 0  # claimed by the dead sender: not yet again
     await asyncio.sleep(settings.unconfirmed_after_seconds + 0.2)
-    assert await dispatch(db, settings) == 1  # unconfirmed: sent again, once
-    assert await dispatch(db, settings) == 0
+    assert await dispatch(db, settings, sealer) == 1  # unconfirmed: sent again, once
+    assert await dispatch(db, settings, sealer) == 0
     again = inbox.to("ana@example.org")
     assert len(again) == 2 and again[1]["Message-ID"] == first["Message-ID"]
     state = await db.pool.fetchval("SELECT state FROM deliveries")
@@ -319,7 +323,8 @@ async def test_a_webhook_is_signed_and_arrives_once_its_receiver_recovers(
     notify: Consumer, receiver: Receiver
 ) -> None:
     receiver.failures = 3
-    event = submitted(recipients=[], webhooks=[WebhookTarget(url=receiver.url, secret=SECRET)])
+    sealed = Sealer(notify_settings(notify).sealing_keys).seal(SECRET)  # as the gateway sends it
+    event = submitted(recipients=[], webhooks=[WebhookTarget(url=receiver.url, secret=sealed)])
     await notify.send(event)
 
     async def delivered() -> list[dict[str, Any]] | None:
@@ -337,8 +342,34 @@ async def test_a_webhook_is_signed_and_arrives_once_its_receiver_recovers(
     assert [(a["outcome"], a["detail"]) for a in attempts] == [("retry", "HTTP 500")] * 3 + [
         ("sent", "HTTP 204")
     ]
+    kept = await notify.replicas[0].db.pool.fetchval(
+        "SELECT secret FROM deliveries WHERE kind = 'webhook'"
+    )
+    assert kept == sealed and SECRET not in kept  # opened only to sign
     await asyncio.sleep(1)
     assert receiver.calls == 4 and len(set(receiver.ids)) == 1
+
+
+async def test_a_webhook_whose_secret_no_key_opens_is_not_sent_and_says_why(
+    notify: Consumer, receiver: Receiver
+) -> None:
+    foreign = Sealer(SecretStr(Fernet.generate_key().decode())).seal(SECRET)
+    await notify.send(
+        submitted(recipients=[], webhooks=[WebhookTarget(url=receiver.url, secret=foreign)])
+    )
+
+    async def tried() -> list[Any] | None:
+        return (
+            await notify.replicas[0].db.pool.fetch(
+                "SELECT a.outcome, a.detail FROM attempts a JOIN deliveries d USING (delivery_id)"
+                " WHERE d.kind = 'webhook'"
+            )
+        ) or None
+
+    for attempt in await eventually(tried, timeout=30):  # retried, in case the key comes back
+        assert attempt["outcome"] == "retry"
+        assert "cannot sign" in attempt["detail"] and "DARKROOM_SEALING_KEYS" in attempt["detail"]
+    assert receiver.calls == 0  # nothing unsigned, or signed wrongly, ever leaves
 
 
 async def _count(inbox: Inbox, n: int) -> bool | None:

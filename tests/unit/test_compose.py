@@ -66,7 +66,9 @@ SHARED_REQUIRED = (
 )
 
 SERVICES = (
-    Service("ingest", IngestSettings, 8000, consumer=False),
+    Service(
+        "ingest", IngestSettings, 8000, consumer=False, own_required=("DARKROOM_SEALING_KEYS",)
+    ),
     Service("metadata", MetadataSettings, 8001, consumer=True),
     Service("dedup", DedupSettings, 8002, consumer=True),
     Service("tagging", TaggingSettings, 8003, consumer=True),
@@ -75,7 +77,11 @@ SERVICES = (
         NotifySettings,
         8004,
         consumer=True,
-        own_required=("DARKROOM_NOTIFY_SMTP_HOST", "DARKROOM_NOTIFY_SMTP_PORT"),
+        own_required=(
+            "DARKROOM_NOTIFY_SMTP_HOST",
+            "DARKROOM_NOTIFY_SMTP_PORT",
+            "DARKROOM_SEALING_KEYS",
+        ),
     ),
 )
 CONSUMERS = tuple(s for s in SERVICES if s.consumer)

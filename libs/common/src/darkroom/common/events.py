@@ -297,8 +297,9 @@ class WebhookTarget(BaseModel):
 
     url: str = Field(description="Where to POST.", examples=["https://hooks.example.org/darkroom"])
     secret: str = Field(
-        description="The Standard Webhooks signing secret (``whsec_`` and base64, or raw text).",
-        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+        description="The Standard Webhooks signing secret (``whsec_`` and base64, or raw text),"
+        " sealed with the platform's sealing key (``darkroom.common.sealing``).",
+        examples=["sealed:gAAAAABpJ0V1c2VkLWluLWV4YW1wbGVzLW9ubHk="],
     )
 
 

@@ -60,6 +60,12 @@ class CommonSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         20.0, gt=0, description="Time in-flight messages get to finish on SIGTERM."
     )
+    sealing_keys: SecretStr | None = Field(
+        None,
+        description="Fernet keys, comma-separated, that seal webhook secrets at rest and on"
+        " Kafka (the first seals, any opens); the gateway and notify do not start without"
+        " one: `python -m darkroom.common.sealing` makes one.",
+    )
 
 
 def _own(service: str, name: str, default: Any, description: str) -> Any:

@@ -22,6 +22,7 @@ from darkroom.common.events import (
     SessionSubmitted,
 )
 from darkroom.common.runtime import Runtime
+from darkroom.common.sealing import Sealer
 from darkroom.ingest import schemas, store
 from darkroom.ingest.content import Family, content_type
 from darkroom.ingest.errors import Refused, not_found
@@ -43,8 +44,9 @@ SOURCE = "darkroom/ingest"
 router = APIRouter(prefix="/v1")
 
 
-def install(app: FastAPI, runtime: Runtime) -> None:
+def install(app: FastAPI, runtime: Runtime, sealer: Sealer) -> None:
     app.state.runtime = runtime
+    app.state.sealer = sealer
     app.include_router(router)
     app.add_exception_handler(Refused, _refused)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
@@ -82,6 +84,15 @@ def _runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
+def _sealer(request: Request) -> Sealer:
+    sealer: Sealer = request.app.state.sealer
+    return sealer
+
+
+SealerDep = Annotated[Sealer, Depends(_sealer)]
+"""Webhook secrets are sealed before they are stored; the gateway never opens them."""
+
+
 async def _caller(
     runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
 ) -> Caller:
@@ -104,7 +115,7 @@ CallerDep = Annotated[Caller, Depends(_caller)]
 
 @router.post("/projects", status_code=201, response_model=schemas.Project)
 async def create_project(
-    body: schemas.ProjectCreate, caller: CallerDep, runtime: RuntimeDep
+    body: schemas.ProjectCreate, caller: CallerDep, runtime: RuntimeDep, sealer: SealerDep
 ) -> Any:
     caller.require_platform_admin()
     policy = POLICIES[body.policy]
@@ -134,7 +145,7 @@ async def create_project(
             tx,
             project_id,
             [str(e) for e in body.recipient_emails or []],
-            [(str(w.url), w.secret) for w in body.webhooks or []],
+            [(str(w.url), sealer.seal(w.secret)) for w in body.webhooks or []],
         )
     return await _project(runtime, project_id)
 
@@ -147,7 +158,11 @@ async def get_project(project_id: uuid.UUID, caller: CallerDep, runtime: Runtime
 
 @router.patch("/projects/{project_id}", response_model=schemas.Project)
 async def update_project(
-    project_id: uuid.UUID, body: schemas.ProjectSettings, caller: CallerDep, runtime: RuntimeDep
+    project_id: uuid.UUID,
+    body: schemas.ProjectSettings,
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    sealer: SealerDep,
 ) -> Any:
     caller.require(project_id, Role.admin)
     async with runtime.db.transaction() as tx:
@@ -173,7 +188,7 @@ async def update_project(
                 [str(e) for e in emails]
                 if emails is not None
                 else [r["address"] for r in current if r["kind"] == "email"],
-                [(str(w.url), w.secret) for w in hooks]
+                [(str(w.url), sealer.seal(w.secret)) for w in hooks]
                 if hooks is not None
                 else [(r["address"], r["secret"]) for r in current if r["kind"] == "webhook"],
             )

@@ -6,6 +6,7 @@ from darkroom.common.broker import subscribe
 from darkroom.common.db import Transaction
 from darkroom.common.events import StepResult
 from darkroom.common.runtime import Runtime
+from darkroom.common.sealing import Sealer
 from darkroom.common.settings import IngestSettings
 from darkroom.ingest import api, catalog, processing, store, tus
 
@@ -15,9 +16,10 @@ STALLED_AFTER = 15 * 60
 
 def create_runtime(settings: IngestSettings | None = None) -> Runtime:
     settings = settings or IngestSettings()
+    sealer = Sealer(settings.sealing_keys)  # before anything starts: no key, no gateway
     runtime = Runtime(settings, migrations=("darkroom.ingest",))
     runtime.app.title = "Darkroom ingest gateway"
-    api.install(runtime.app, runtime)
+    api.install(runtime.app, runtime, sealer)
     runtime.app.include_router(catalog.router)
     tus.install(runtime)
     runtime.every(

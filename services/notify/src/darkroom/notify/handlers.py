@@ -25,6 +25,7 @@ import httpx
 
 from darkroom.common.db import Database, Transaction
 from darkroom.common.events import SessionEvent, SessionProcessed, SessionSubmitted
+from darkroom.common.sealing import Sealer, SealingError
 from darkroom.common.settings import NotifySettings
 from darkroom.notify import messages, store
 from darkroom.notify.store import Delivery
@@ -92,7 +93,7 @@ async def _owe(
         )
 
 
-async def dispatch(db: Database, settings: NotifySettings) -> int:
+async def dispatch(db: Database, settings: NotifySettings, sealer: Sealer) -> int:
     """Send every notification due now; returns how many were attempted."""
     attempted = 0
     limit = asyncio.Semaphore(AT_ONCE)
@@ -103,7 +104,7 @@ async def dispatch(db: Database, settings: NotifySettings) -> int:
 
             async def one(delivery: Delivery) -> None:
                 async with limit:
-                    outcome, detail = await _send(delivery, settings, client)
+                    outcome, detail = await _send(delivery, settings, sealer, client)
                     if outcome == "retry" and datetime.now(UTC) >= delivery.give_up_at:
                         outcome, detail = (
                             "failed",
@@ -122,7 +123,7 @@ def _backoff(delivery: Delivery, settings: NotifySettings) -> timedelta:
 
 
 async def _send(
-    delivery: Delivery, settings: NotifySettings, client: httpx.AsyncClient
+    delivery: Delivery, settings: NotifySettings, sealer: Sealer, client: httpx.AsyncClient
 ) -> tuple[str, str | None]:
     now = datetime.now(UTC)
     if delivery.kind == "email":
@@ -136,10 +137,14 @@ async def _send(
             now=now,
         )
         return await _smtp(message, settings)
+    try:
+        secret = sealer.open(delivery.secret or "")
+    except SealingError as error:  # retried: the operator may put the key back in time
+        return "retry", f"cannot sign: {error}"
     body, headers = messages.webhook(
         delivery.template,
         delivery.payload,
-        secret=delivery.secret or "",
+        secret=secret,
         webhook_id=delivery.message_id,
         now=now,
     )
