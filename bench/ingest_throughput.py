@@ -71,6 +71,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import psutil
+from cryptography.fernet import Fernet
 from minio import Minio
 
 from darkroom.common.blobs import Blobs
@@ -173,6 +174,7 @@ def gateway_process(
     port = free_port()
     env = {
         **SERVICE_ENV,
+        "DARKROOM_SEALING_KEYS": Fernet.generate_key().decode(),  # unless one is set
         **os.environ,
         "DARKROOM_INGEST_DATABASE_URL": database_url,
         "DARKROOM_INGEST_HTTP_PORT": str(port),
