@@ -7,15 +7,54 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+from standardwebhooks import Webhook
 
 from .makeup import PORTS, ROOT, darkroom, dev_env, mails, make_up, readiness, wait_until
+
+HOOK_SECRET = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWtleQ=="
+
+
+@dataclass
+class Receiver:
+    url: str
+    received: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[Receiver]:
+    """An HTTP server on this machine that keeps what is POSTed to it and answers 204."""
+    receiver = Receiver("")
+
+    class Keep(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            receiver.received.append((body, {k.lower(): v for k, v in self.headers.items()}))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Keep)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +104,16 @@ def test_an_upload_through_the_stack_brings_both_emails(stack: subprocess.Popen[
     photo = (
         ROOT.parent / "shared" / "corpus" / "exif-samples" / "jpg" / "Canon_PowerShot_S40.jpg"
     ).read_bytes()
-    with httpx.Client(base_url="http://127.0.0.1:8000/v1", headers=headers, timeout=60) as api:
+    with (
+        webhook_receiver() as hook,
+        httpx.Client(base_url="http://127.0.0.1:8000/v1", headers=headers, timeout=60) as api,
+    ):
+        # The gateway seals the secret; notify, another process, opens it with the stack's key.
+        changed = api.patch(
+            f"/projects/{project['id']}",
+            json={"webhooks": [{"url": hook.url, "secret": HOOK_SECRET}]},
+        )
+        assert changed.status_code == 200, changed.text
         session = api.post(
             f"/projects/{project['id']}/sessions",
             json={
@@ -84,6 +132,10 @@ def test_an_upload_through_the_stack_brings_both_emails(stack: subprocess.Popen[
             == 200
         )
         assert api.post(f"/sessions/{session}/submit").status_code == 200
+        wait_until(lambda: len(hook.received) >= 2, 180, "both webhooks, signed")
+        verified = [Webhook(HOOK_SECRET).verify(body, headers) for body, headers in hook.received]
+        assert sorted(v["type"] for v in verified) == ["processing_complete", "upload_succeeded"]
+        assert {v["data"]["session_id"] for v in verified} == {session}
 
     def by_kind() -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
