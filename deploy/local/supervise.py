@@ -227,11 +227,11 @@ def local_sealing_key() -> str:
     """The local stack's key that seals webhook secrets (darkroom.common.sealing), made on the
     first `make up` and kept in var/sealing.key, readable by its owner only; without it the
     webhook secrets stored so far cannot be opened. DARKROOM_SEALING_KEYS, when set, wins."""
-    try:
-        with os.fdopen(os.open(SEALING_KEY, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+    if not SEALING_KEY.exists():  # written whole, then renamed: never a half-made key
+        made = SEALING_KEY.with_suffix(f".{os.getpid()}")
+        with os.fdopen(os.open(made, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
             f.write(base64.urlsafe_b64encode(os.urandom(32)).decode() + "\n")  # a Fernet key
-    except FileExistsError:
-        pass
+        os.replace(made, SEALING_KEY)
     return SEALING_KEY.read_text().strip()
 
 
@@ -317,7 +317,8 @@ def main() -> int:
     names: list[str] = arguments.only
     LOGS.mkdir(parents=True, exist_ok=True)
     RUN.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("DARKROOM_SEALING_KEYS", local_sealing_key())
+    if "DARKROOM_SEALING_KEYS" not in os.environ:
+        os.environ["DARKROOM_SEALING_KEYS"] = local_sealing_key()
     services = [
         Service(name, int(os.environ.get(f"DARKROOM_{name.upper()}_HTTP_PORT", SERVICES[name])), k)
         for name in names

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import asyncpg
 import pytest
 
 from darkroom.common.db import Database
@@ -47,14 +46,3 @@ async def test_a_transaction_left_open_is_rolled_back_when_its_connection_return
     async with db.pool.acquire() as again:
         assert not again.is_in_transaction()
         assert await again.fetchval("SELECT count(*) FROM notes") == 0
-
-
-async def test_a_failed_transaction_leaves_the_connection_usable(db: Database) -> None:
-    with pytest.raises(asyncpg.UndefinedTableError):
-        async with db.transaction() as tx:
-            await tx.execute("INSERT INTO notes VALUES ('kept back')")
-            await tx.execute("SELECT * FROM no_such_table")
-
-    async with db.transaction() as tx:
-        await tx.execute("INSERT INTO notes VALUES ('kept')")
-    assert await db.pool.fetch("SELECT body FROM notes") == [("kept",)]

@@ -15,6 +15,7 @@ from bench.dedup_set import without_exif
 from darkroom.common.sealing import PREFIX, Sealer
 from darkroom.common.settings import CommonSettings
 from darkroom.ingest.admin import project as project_with_admin
+from darkroom.ingest.admin import reseal
 from darkroom.ingest.app import STALLED_AFTER
 from darkroom.ingest.store import fail_stalled
 
@@ -124,6 +125,40 @@ async def test_a_capture_session_uploads_submits_and_emits_one_event_per_file(
         uuid.UUID(project.id),
     )
     assert stored.startswith(PREFIX) and "c2VjcmV0LXNlY3JldA" not in stored
+
+
+async def test_webhook_secrets_stay_sealed_once_and_a_reseal_seals_those_from_before(
+    gateway: Gateway, settings: CommonSettings
+) -> None:
+    sealer = Sealer(settings.sealing_keys)
+    hook = {"url": "https://hooks.example.org/y", "secret": "whsec_c2VhbGVkLW9uY2Utb25seQ=="}
+    project = await new_project(gateway, webhooks=[hook])
+    pool = gateway.runtime.db.pool
+
+    async def stored() -> str:
+        return str(
+            await pool.fetchval(
+                "SELECT secret FROM recipients WHERE project_id = $1 AND kind = 'webhook'",
+                uuid.UUID(project.id),
+            )
+        )
+
+    # A change that leaves the webhooks alone keeps their secret: sealed once, not twice.
+    async with gateway.client(project.admin) as client:
+        changed = await client.patch(
+            f"/v1/projects/{project.id}", json={"recipient_emails": ["ops@example.org"]}
+        )
+        assert changed.status_code == 200, changed.text
+    assert sealer.open(await stored()) == hook["secret"]
+
+    # A secret stored in clear before sealing existed: `admin reseal` seals it.
+    await pool.execute(
+        "UPDATE recipients SET secret = $2 WHERE project_id = $1 AND kind = 'webhook'",
+        uuid.UUID(project.id),
+        hook["secret"],
+    )
+    assert (await reseal(gateway.runtime.db, sealer))["resealed"] >= 1
+    assert (await stored()).startswith(PREFIX) and sealer.open(await stored()) == hook["secret"]
 
 
 async def _events_of(

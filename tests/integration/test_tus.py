@@ -274,6 +274,23 @@ async def test_termination_removes_what_was_stored(gateway: Gateway) -> None:
     assert await _leftovers(gateway, url) == []
 
 
+async def test_an_upload_started_again_replaces_the_one_before(gateway: Gateway) -> None:
+    """A client that lost its upload's URL starts over: the half-sent upload is dropped (its
+    parts with it) and the new one takes the whole file."""
+    data = big_jpeg(12 * MB, variant=8)
+    project, session, file_id = await registered(gateway, data)
+    async with gateway.client(project.uploader) as client:
+        first = await create(client, session, file_id, len(data))
+        assert (await patch(client, first, 0, data[: 6 * MB])).status_code == 204
+        again = await create(client, session, file_id, len(data))
+        assert again != first
+        assert (await client.head(first, headers=TUS)).status_code == 404
+        assert await _leftovers(gateway, first) == []
+        assert (await patch(client, again, 0, data)).status_code == 204
+        state = await file_state(client, session, file_id)
+    assert state["status"] == "uploaded" and state["sha256"] == sha(data)
+
+
 async def test_expired_uploads_are_cleaned_from_s3_and_the_database(gateway: Gateway) -> None:
     data = big_jpeg(10 * MB, variant=6)
     project, session, file_id = await registered(gateway, data)

@@ -84,3 +84,20 @@ def test_the_gateway_and_notify_refuse_to_start_without_a_key() -> None:
         gateway(IngestSettings(sealing_keys=None))
     with pytest.raises(SealingError, match="not a Fernet key"):
         notify(NotifySettings(sealing_keys=SecretStr("change-me")))
+
+
+def test_resealing_ends_a_rotation_and_seals_what_was_stored_in_clear() -> None:
+    sealed_before = Sealer(keys(OLD)).seal(SECRET)
+    rotated = Sealer(keys(NEW, OLD))
+    resealed = rotated.reseal(sealed_before)
+    assert Sealer(keys(NEW)).open(resealed) == SECRET  # the old key is no longer needed
+    from_clear = rotated.reseal(SECRET)
+    assert from_clear.startswith(PREFIX) and Sealer(keys(NEW)).open(from_clear) == SECRET
+    with pytest.raises(SealingError, match="not in DARKROOM_SEALING_KEYS"):
+        Sealer(keys(NEW)).reseal(Sealer(keys(OLD)).seal(SECRET))
+
+
+@pytest.mark.parametrize("garbage", [f"{PREFIX}not base64 at all é", f"{PREFIX}", f"{PREFIX}Zm9v"])
+def test_a_mangled_sealed_value_is_a_sealing_error_not_a_crash(garbage: str) -> None:
+    with pytest.raises(SealingError):
+        Sealer(keys(NEW)).open(garbage)

@@ -4,9 +4,11 @@ databases, the session events on Kafka) and opened only where they are used: not
 a request.
 
 ``DARKROOM_SEALING_KEYS`` holds Fernet keys, comma-separated (``python -m
-darkroom.common.sealing`` prints a new one). The first seals; any of them opens. To rotate,
-put a new key first, and drop the old one once nothing sealed with it is left (a project's
-webhooks saved again, its sessions' notifications sent).
+darkroom.common.sealing`` prints a new one). The first seals; any of them opens. To rotate:
+put a new key first (both services), run ``python -m darkroom.ingest.admin reseal`` (every
+stored webhook secret sealed again with it), and drop the old key once notify has nothing
+pending from before (``DARKROOM_NOTIFY_RETRY_FOR_SECONDS``, a day). Secrets stored before
+sealing existed are read as they are, and sealed by ``reseal`` or when their project is saved.
 """
 
 from __future__ import annotations
@@ -42,12 +44,23 @@ class Sealer:
     def seal(self, secret: str) -> str:
         return PREFIX + self._fernet.encrypt(secret.encode()).decode()
 
+    def reseal(self, value: str) -> str:
+        """``value`` sealed with the first key, whichever key (or none) sealed it before."""
+        if not value.startswith(PREFIX):
+            return self.seal(value)
+        try:
+            return PREFIX + self._fernet.rotate(value.removeprefix(PREFIX)).decode()
+        except (InvalidToken, ValueError):
+            raise SealingError(
+                "a secret sealed with a key that is not in DARKROOM_SEALING_KEYS"
+            ) from None
+
     def open(self, value: str) -> str:
         if not value.startswith(PREFIX):
             return value  # stored before sealing; sealed when its project's webhooks are saved
         try:
             return self._fernet.decrypt(value.removeprefix(PREFIX)).decode()
-        except InvalidToken:
+        except (InvalidToken, ValueError):  # a token that is not even base64 is a ValueError
             raise SealingError(
                 "a secret sealed with a key that is not in DARKROOM_SEALING_KEYS"
             ) from None

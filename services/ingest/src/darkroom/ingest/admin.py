@@ -1,7 +1,9 @@
-"""Bootstrap a fresh stack: a platform-admin key, or a project with its first admin key.
+"""Bootstrap a fresh stack: a platform-admin key, or a project with its first admin key; and
+reseal the stored webhook secrets with the first sealing key (the step that ends a rotation).
 
     python -m darkroom.ingest.admin platform-key [--label L]
     python -m darkroom.ingest.admin project NAME --policy capture|library [--recipient EMAIL]...
+    python -m darkroom.ingest.admin reseal
 
 Each prints JSON; a key's secret is shown this once.
 """
@@ -16,6 +18,7 @@ from typing import Any
 
 from darkroom.common.db import Database
 from darkroom.common.events import Classification
+from darkroom.common.sealing import Sealer
 from darkroom.common.settings import IngestSettings
 from darkroom.ingest import store
 from darkroom.ingest.keys import Role, digest, new_secret
@@ -67,13 +70,31 @@ async def project(
     return {"id": str(project_id), "name": name, "policy": policy.name, "key": secret}
 
 
+async def reseal(db: Database, sealer: Sealer) -> dict[str, Any]:
+    """Every stored webhook secret sealed again with the first key (one from before sealing
+    existed, sealed for the first time); afterwards no stored secret needs an older key."""
+    async with db.transaction() as tx:
+        rows = await tx.fetch(
+            "SELECT id, secret FROM recipients WHERE kind = 'webhook' AND secret IS NOT NULL"
+            " FOR UPDATE"
+        )
+        await tx.executemany(
+            "UPDATE recipients SET secret = $2 WHERE id = $1",
+            [(row["id"], sealer.reseal(row["secret"])) for row in rows],
+        )
+    return {"resealed": len(rows)}
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    db = Database(IngestSettings().database_url, max_size=2)
+    settings = IngestSettings()
+    db = Database(settings.database_url, max_size=2)
     await db.connect()
     try:
         await db.migrate(("darkroom.common", "darkroom.ingest"))
         if args.command == "platform-key":
             return await platform_key(db, args.label)
+        if args.command == "reseal":
+            return await reseal(db, Sealer(settings.sealing_keys))
         return await project(db, args.name, args.policy, args.recipient, args.timezone)
     finally:
         await db.close()
@@ -89,6 +110,7 @@ def parser() -> argparse.ArgumentParser:
     made.add_argument("--policy", choices=sorted(POLICIES), required=True)
     made.add_argument("--recipient", action="append", default=[], help="an e-mail to notify")
     made.add_argument("--timezone", default="UTC")
+    commands.add_parser("reseal", help="webhook secrets sealed again with the first key")
     return root
 
 

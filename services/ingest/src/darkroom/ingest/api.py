@@ -145,7 +145,7 @@ async def create_project(
             tx,
             project_id,
             [str(e) for e in body.recipient_emails or []],
-            [(str(w.url), sealer.seal(w.secret)) for w in body.webhooks or []],
+            sealed_webhooks(sealer, body.webhooks or []),
         )
     return await _project(runtime, project_id)
 
@@ -188,11 +188,19 @@ async def update_project(
                 [str(e) for e in emails]
                 if emails is not None
                 else [r["address"] for r in current if r["kind"] == "email"],
-                [(str(w.url), sealer.seal(w.secret)) for w in hooks]
+                sealed_webhooks(sealer, hooks)
                 if hooks is not None
-                else [(r["address"], r["secret"]) for r in current if r["kind"] == "webhook"],
+                else [
+                    (r["address"], sealer.reseal(r["secret"]))  # one from before sealing, too
+                    for r in current
+                    if r["kind"] == "webhook"
+                ],
             )
     return await _project(runtime, project_id)
+
+
+def sealed_webhooks(sealer: Sealer, hooks: list[schemas.Webhook]) -> list[tuple[str, str]]:
+    return [(str(hook.url), sealer.seal(hook.secret)) for hook in hooks]
 
 
 async def _project(runtime: Runtime, project_id: uuid.UUID) -> schemas.Project:
@@ -507,6 +515,9 @@ async def claim_upload(
     if row is None:
         raise not_found("file")
     require_uploadable(row)
+    session = await store.session(pool, session_id)
+    assert session is not None
+    require_open(session)  # submitted since the caller's request began
     raise Refused("upload_in_progress", "This file is being uploaded right now.", 409)
 
 
@@ -623,7 +634,9 @@ async def complete_upload(
     try:
         done = await store.finish_upload(pool, file_id, size=size, sha256=sha256, content_type=kind)
         return file_view(done)
-    except asyncpg.UniqueViolationError:  # the same bytes are already uploaded in the session
+    except asyncpg.UniqueViolationError as error:  # the same bytes already uploaded here
+        if error.constraint_name != "files_one_copy":
+            raise
         copy = await store.stored_copy(pool, session["id"], sha256)
         assert copy is not None
     skipped = await store.skip_as_duplicate(pool, file_id, duplicate_of=copy["id"], sha256=sha256)

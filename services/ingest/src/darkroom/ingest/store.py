@@ -234,11 +234,14 @@ async def start_upload(
     conn: Connection, session_id: uuid.UUID, file_id: uuid.UUID
 ) -> Record | None:
     """Claim a queued or failed file for one upload: its row, or None if it takes no bytes now
-    (not in the session, refused when added, uploaded, or held by another upload)."""
+    (not in the session, refused when added, uploaded, held by another upload, or its session
+    submitted)."""
     return await conn.fetchrow(
         "UPDATE files SET status = 'uploading', received_bytes = 0, attempts = attempts + 1,"
         " reason_code = NULL, reason = NULL, updated_at = now()"
         " WHERE session_id = $1 AND id = $2 AND status IN ('queued', 'failed') AND NOT refused"
+        # A submit that is committing now is waited for, and its session then seen submitted.
+        " AND EXISTS (SELECT 1 FROM sessions WHERE id = $1 AND submitted_at IS NULL FOR SHARE)"
         " RETURNING *",
         session_id,
         file_id,

@@ -151,6 +151,12 @@ async def create(
         if await _remove_unless_held(runtime.db.pool, previous["id"]) is None:
             raise _busy()
         await _discard(runtime, previous, session)
+        await store.fail(
+            runtime.db.pool,
+            file_id,
+            "upload_restarted",
+            "A new upload of this file replaced the one before.",
+        )
     await claim_upload(runtime.db.pool, session_id, file_id)
     upload_id = uuid.uuid4()
     settings = cast(IngestSettings, runtime.settings)
