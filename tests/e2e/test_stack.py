@@ -59,7 +59,8 @@ def webhook_receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[subprocess.Popen[bytes]]:
-    with make_up() as make:
+    # The webhook receiver below listens on this machine, which notify refuses by default.
+    with make_up(env={"DARKROOM_NOTIFY_WEBHOOK_PRIVATE_TARGETS": "true"}) as make:
         yield make
 
 

@@ -135,6 +135,7 @@ async def notify(
         dispatch_interval_seconds=0.2,
         retry_base_seconds=0.2,
         unconfirmed_after_seconds=1,
+        webhook_private_targets=True,  # the receivers here listen on 127.0.0.1
     ) as service:
         await service.start()
         yield service
@@ -358,18 +359,38 @@ async def test_a_webhook_whose_secret_no_key_opens_is_not_sent_and_says_why(
         submitted(recipients=[], webhooks=[WebhookTarget(url=receiver.url, secret=foreign)])
     )
 
-    async def tried() -> list[Any] | None:
-        return (
-            await notify.replicas[0].db.pool.fetch(
-                "SELECT a.outcome, a.detail FROM attempts a JOIN deliveries d USING (delivery_id)"
-                " WHERE d.kind = 'webhook'"
-            )
-        ) or None
-
-    for attempt in await eventually(tried, timeout=30):  # retried, in case the key comes back
+    for attempt in await eventually(
+        lambda: _webhook_attempts(notify), timeout=30
+    ):  # retried, in case the key comes back
         assert attempt["outcome"] == "retry"
         assert "cannot sign" in attempt["detail"] and "DARKROOM_SEALING_KEYS" in attempt["detail"]
     assert receiver.calls == 0  # nothing unsigned, or signed wrongly, ever leaves
+
+
+async def test_a_webhook_to_a_private_address_is_refused_and_says_why(
+    notify: Consumer, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(notify_settings(notify), "webhook_private_targets", False)
+    sealed = Sealer(notify_settings(notify).sealing_keys).seal(SECRET)
+    await notify.send(
+        submitted(recipients=[], webhooks=[WebhookTarget(url=receiver.url, secret=sealed)])
+    )
+
+    [attempt] = await eventually(
+        lambda: _webhook_attempts(notify), timeout=30
+    )  # failed at once: not retried
+    assert attempt["outcome"] == "failed"
+    assert "127.0.0.1" in attempt["detail"] and "not a public address" in attempt["detail"]
+    assert receiver.calls == 0
+
+
+async def _webhook_attempts(notify: Consumer) -> list[Any] | None:
+    return (
+        await notify.replicas[0].db.pool.fetch(
+            "SELECT a.outcome, a.detail FROM attempts a JOIN deliveries d USING (delivery_id)"
+            " WHERE d.kind = 'webhook'"
+        )
+    ) or None
 
 
 async def _count(inbox: Inbox, n: int) -> bool | None:

@@ -228,6 +228,13 @@ class NotifySettings(ServiceSettings):
     webhook_timeout_seconds: float = _own(
         "notify", "webhook_timeout_seconds", 10.0, "Time a webhook receiver has to answer."
     )
+    webhook_private_targets: bool = _own(
+        "notify",
+        "webhook_private_targets",
+        False,
+        "Webhooks may go to private, loopback and link-local addresses (receivers on the"
+        " deployment's own network); off, such a webhook fails with the reason.",
+    )
     retry_base_seconds: float = _own(
         "notify", "retry_base_seconds", 30.0, "Wait before the first retry; doubled each time."
     )

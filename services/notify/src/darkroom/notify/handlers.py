@@ -27,7 +27,7 @@ from darkroom.common.db import Database, Transaction
 from darkroom.common.events import SessionEvent, SessionProcessed, SessionSubmitted
 from darkroom.common.sealing import Sealer, SealingError
 from darkroom.common.settings import NotifySettings
-from darkroom.notify import messages, store
+from darkroom.notify import messages, store, targets
 from darkroom.notify.store import Delivery
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,14 @@ async def _send(
         secret = sealer.open(delivery.secret or "")
     except SealingError as error:  # retried: the operator may put the key back in time
         return "retry", f"cannot sign: {error}"
+    try:
+        target = await targets.pinned(
+            delivery.recipient, private_allowed=settings.webhook_private_targets
+        )
+    except targets.NotPublic as error:
+        return "failed", f"refused: {error}"
+    except OSError as error:
+        return "retry", f"lookup failed: {error}"
     body, headers = messages.webhook(
         delivery.template,
         delivery.payload,
@@ -149,7 +157,12 @@ async def _send(
         now=now,
     )
     try:
-        response = await client.post(delivery.recipient, content=body, headers=headers)
+        response = await client.post(
+            target.url,
+            content=body,
+            headers=headers | target.headers,
+            extensions=target.extensions,
+        )
     except httpx.HTTPError as error:
         return "retry", f"{type(error).__name__}: {error}"
     if response.is_success:
