@@ -13,6 +13,9 @@ sealing existed are read as they are, and sealed by ``reseal`` or when their pro
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import SecretStr
 
@@ -48,22 +51,25 @@ class Sealer:
         """``value`` sealed with the first key, whichever key (or none) sealed it before."""
         if not value.startswith(PREFIX):
             return self.seal(value)
-        try:
+        with _unknown_key():
             return PREFIX + self._fernet.rotate(value.removeprefix(PREFIX)).decode()
-        except (InvalidToken, ValueError):
-            raise SealingError(
-                "a secret sealed with a key that is not in DARKROOM_SEALING_KEYS"
-            ) from None
 
     def open(self, value: str) -> str:
         if not value.startswith(PREFIX):
-            return value  # stored before sealing; sealed when its project's webhooks are saved
-        try:
+            return value  # stored before sealing: `admin reseal` or a save of its project seals it
+        with _unknown_key():
             return self._fernet.decrypt(value.removeprefix(PREFIX)).decode()
-        except (InvalidToken, ValueError):  # a token that is not even base64 is a ValueError
-            raise SealingError(
-                "a secret sealed with a key that is not in DARKROOM_SEALING_KEYS"
-            ) from None
+
+
+@contextmanager
+def _unknown_key() -> Iterator[None]:
+    """A token no key opens (or not even base64, a ``ValueError``) is a ``SealingError``."""
+    try:
+        yield
+    except (InvalidToken, ValueError):
+        raise SealingError(
+            "a secret sealed with a key that is not in DARKROOM_SEALING_KEYS"
+        ) from None
 
 
 if __name__ == "__main__":

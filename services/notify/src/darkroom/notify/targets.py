@@ -6,7 +6,7 @@ network. The host is looked up once, every address it has must be public (global
 and the request goes to the address that was checked, the URL's host kept in ``Host`` and in
 TLS (a second lookup could answer differently: DNS rebinding).
 ``DARKROOM_NOTIFY_WEBHOOK_PRIVATE_TARGETS`` lets a deployment reach receivers on its own
-network (the local stack and the tests do).
+network (off by default, `make up` included; the tests turn it on for their receivers).
 """
 
 from __future__ import annotations
