@@ -2,8 +2,11 @@
 
 CPU work never blocks the event loop, several files are worked on in parallel (``workers``),
 and a file whose work passes the time limit fails alone: the pool that held it is replaced, so
-a stuck decoder cannot stall the consumer. A file that crashes its worker process (a decoder
-fault) fails alone too.
+a stuck decoder cannot stall the consumer, and a file cut short beside it is worked on again
+in the new pool. A file that crashes its worker process (a decoder fault) fails, and so do the
+files beside it at that moment (which one crashed cannot be told). A file handed over while
+every process is busy (the reprocessing lane's consumer runs beside the new uploads' ones)
+waits for a free process; its time limit starts only then.
 
 Workers are started by a fork server, not forked from the service: a forked worker would
 inherit the service's listening socket and its threads' locks, and would outlive a service
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -44,6 +48,8 @@ class WorkerPool:
         self._timeout = timeout_seconds
         self._what = what
         self._pool: ProcessPoolExecutor | None = None
+        self._free = asyncio.Semaphore(workers)
+        self._timed_out: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -58,29 +64,37 @@ class WorkerPool:
             self._pool = None
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
-        """``work(*args)`` in a worker process; raises ``WorkFailed`` on timeout or crash."""
+        """``work(*args)`` in a worker process once one is free; raises ``WorkFailed`` when it
+        passes the time limit or crashes."""
         loop = asyncio.get_running_loop()
-        pool = self._executor()
-        try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(pool, work, *args), timeout=self._timeout
-            )
-        except TimeoutError:
-            self._replace(pool)
-            raise WorkFailed(
-                f"{self._what}_timeout",
-                f"Reading the file took longer than {self._timeout:g} s.",
-            ) from None
-        except BrokenProcessPool:
-            self._replace(pool)
-            raise WorkFailed(
-                f"{self._what}_crashed", "Reading the file crashed its worker process."
-            ) from None
+        async with self._free:
+            for last in (False, True):
+                pool = self._executor()
+                try:
+                    return await asyncio.wait_for(
+                        loop.run_in_executor(pool, work, *args), timeout=self._timeout
+                    )
+                except TimeoutError:
+                    self._timed_out.add(pool)
+                    self._replace(pool)
+                    raise WorkFailed(
+                        f"{self._what}_timeout",
+                        f"Reading the file took longer than {self._timeout:g} s.",
+                    ) from None
+                except BrokenProcessPool:
+                    if pool in self._timed_out and not last:
+                        continue  # cut short by another file's time limit: run it again
+                    self._replace(pool)
+                    raise WorkFailed(
+                        f"{self._what}_crashed", "Reading the file crashed its worker process."
+                    ) from None
+        raise AssertionError("unreachable: the second try returns or raises")
 
     def _replace(self, pool: ProcessPoolExecutor) -> None:
         """Drop a pool whose worker is stuck or dead; the next file gets a new one."""
-        if self._pool is pool:
-            self._pool = None
+        if self._pool is not pool:
+            return  # replaced already, for another file
+        self._pool = None
         for process in list(getattr(pool, "_processes", {}).values()):
             process.terminate()
         pool.shutdown(wait=False, cancel_futures=True)

@@ -76,7 +76,9 @@ async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
     )
 
 
-def _runtime(request: Request) -> Runtime:
+# Dependencies are ``async def`` even when they await nothing: FastAPI runs a plain ``def``
+# dependency in a worker thread, a thread hop on every request.
+async def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -84,7 +86,7 @@ def _runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
-def _sealer(request: Request) -> Sealer:
+async def _sealer(request: Request) -> Sealer:
     sealer: Sealer = request.app.state.sealer
     return sealer
 
