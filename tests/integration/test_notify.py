@@ -134,7 +134,9 @@ async def notify(
         mail_from="darkroom@example.org",
         dispatch_interval_seconds=0.2,
         retry_base_seconds=0.2,
-        unconfirmed_after_seconds=1,
+        # longer than any send here takes, even on a cold machine: a send still in flight is
+        # never taken for one whose sender died (the crash test sets its own)
+        unconfirmed_after_seconds=30,
         webhook_private_targets=True,  # the receivers here listen on 127.0.0.1
     ) as service:
         await service.start()
@@ -288,7 +290,9 @@ async def test_a_crash_between_sending_and_recording_repeats_one_message_with_it
 ) -> None:
     inbox, _ = smtp
     runtime = notify.replicas[0]
-    settings = notify_settings(notify).model_copy(update={"dispatch_interval_seconds": 3600})
+    settings = notify_settings(notify).model_copy(
+        update={"dispatch_interval_seconds": 3600, "unconfirmed_after_seconds": 1}
+    )
     await runtime.stop()  # this test drives the dispatcher itself
     paused = create_runtime(settings)
     notify.replicas[0] = paused
