@@ -395,6 +395,46 @@ async def test_duplicates_in_a_selection_are_skipped_and_counted(gateway: Gatewa
         assert (counts["uploaded"], counts["skipped_duplicate"]) == (2, 3)
 
 
+async def test_two_copies_finishing_at_the_same_moment_store_one(gateway: Gateway) -> None:
+    """The second copy's upload finishes while the first one's is being recorded: it finds no
+    stored copy, is stopped by the one-copy index, and is skipped as a duplicate of the first."""
+    project = await new_project(gateway)
+    data = jpeg(5)
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        batch = await add(
+            client,
+            session,
+            {"path": "a/first.jpg", "size": len(data)},
+            {"path": "b/second.jpg", "size": len(data)},
+        )
+        first, second = (f["id"] for f in batch["files"])
+        async with gateway.runtime.db.transaction() as recording:  # the first, not yet committed
+            await recording.execute(
+                "UPDATE files SET status = 'uploaded', sha256 = $2 WHERE id = $1",
+                uuid.UUID(first),
+                sha(data),
+            )
+            upload = asyncio.create_task(put(client, session, second, data))
+
+            async def blocked() -> bool:
+                waiting = await gateway.runtime.db.pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE '%UPDATE files SET status = CASE%'"
+                )
+                return bool(waiting)
+
+            await eventually(blocked)
+        answer = await upload
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["status"], answer.json()["duplicate_of"]) == (
+            "skipped_duplicate",
+            first,
+        )
+        key = f"{project.id}/{second}/original"
+        assert await gateway.runtime.blobs.stat("originals", key) is None
+
+
 async def test_an_upload_cut_off_halfway_fails_alone_and_can_be_retried(gateway: Gateway) -> None:
     project = await new_project(gateway)
     whole, other = jpeg(7), jpeg(8)

@@ -635,15 +635,15 @@ async def complete_upload(
     pool = runtime.db.pool
     try:
         done = await store.finish_upload(pool, file_id, size=size, sha256=sha256, content_type=kind)
-        return file_view(done)
-    except asyncpg.UniqueViolationError as error:  # the same bytes already uploaded here
+    except asyncpg.UniqueViolationError as error:  # a copy finished at the same moment
         if error.constraint_name != "files_one_copy":
             raise
         copy = await store.stored_copy(pool, session["id"], sha256)
         assert copy is not None
-    skipped = await store.skip_as_duplicate(pool, file_id, duplicate_of=copy["id"], sha256=sha256)
-    await runtime.blobs.remove(runtime.settings.bucket_originals, key)
-    return file_view(skipped)
+        done = await store.skip_as_duplicate(pool, file_id, duplicate_of=copy["id"], sha256=sha256)
+    if done["status"] == "skipped_duplicate":
+        await runtime.blobs.remove(runtime.settings.bucket_originals, key)
+    return file_view(done)
 
 
 def object_key(project_id: uuid.UUID, file_id: uuid.UUID) -> str:

@@ -279,9 +279,15 @@ async def stored_copy(conn: Connection, session_id: uuid.UUID, sha256: str) -> R
 async def finish_upload(
     conn: Connection, file_id: uuid.UUID, *, size: int, sha256: str, content_type: str
 ) -> Record:
-    """The file uploaded; its row as it now stands."""
+    """The file uploaded, or skipped as a duplicate of the session's stored copy of the same
+    bytes; its row as it now stands. Two copies finishing at the same moment both find none:
+    the later one is stopped by the ``files_one_copy`` index (``UniqueViolationError``)."""
     return await conn.fetchrow(
-        "UPDATE files SET status = 'uploaded', received_bytes = $2, sha256 = $3,"
+        "WITH copy AS (SELECT c.id FROM files f JOIN files c ON c.session_id = f.session_id"
+        "  WHERE f.id = $1 AND c.sha256 = $3 AND c.status = 'uploaded')"
+        " UPDATE files SET status = CASE WHEN (SELECT id FROM copy) IS NULL"
+        "  THEN 'uploaded' ELSE 'skipped_duplicate' END,"
+        " duplicate_of = (SELECT id FROM copy), received_bytes = $2, sha256 = $3,"
         " content_type = $4, updated_at = now() WHERE id = $1 RETURNING *",
         file_id,
         size,
