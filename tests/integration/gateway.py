@@ -15,6 +15,7 @@ import httpx
 import uvicorn
 
 from darkroom.common.runtime import Runtime
+from darkroom.common.sealing import Sealer
 from darkroom.common.settings import CommonSettings, IngestSettings
 from darkroom.common.topics import skip_backlog
 from darkroom.ingest.admin import platform_key
@@ -37,6 +38,12 @@ class Gateway:
     runtime: Runtime
     url: str
     platform_key: str
+
+    @property
+    def sealer(self) -> Sealer:
+        """The gateway's own: what it seals, this opens."""
+        sealer: Sealer = self.runtime.app.state.sealer
+        return sealer
 
     def client(self, key: str | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {key}"} if key else {}

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bench.dedup_set import without_exif
-from darkroom.common.sealing import PREFIX, Sealer
+from darkroom.common.sealing import PREFIX
 from darkroom.common.settings import CommonSettings
 from darkroom.ingest.admin import project as project_with_admin
 from darkroom.ingest.admin import reseal
@@ -119,7 +119,7 @@ async def test_a_capture_session_uploads_submits_and_emits_one_event_per_file(
     [hook] = report["webhooks"]
     assert hook["url"] == "https://hooks.example.org/x"
     assert "c2VjcmV0LXNlY3JldA" not in hook["secret"]
-    assert Sealer(settings.sealing_keys).open(hook["secret"]) == "whsec_c2VjcmV0LXNlY3JldA=="
+    assert gateway.sealer.open(hook["secret"]) == "whsec_c2VjcmV0LXNlY3JldA=="
     stored = await gateway.runtime.db.pool.fetchval(
         "SELECT secret FROM recipients WHERE project_id = $1 AND kind = 'webhook'",
         uuid.UUID(project.id),
@@ -128,9 +128,9 @@ async def test_a_capture_session_uploads_submits_and_emits_one_event_per_file(
 
 
 async def test_webhook_secrets_stay_sealed_once_and_a_reseal_seals_those_from_before(
-    gateway: Gateway, settings: CommonSettings
+    gateway: Gateway,
 ) -> None:
-    sealer = Sealer(settings.sealing_keys)
+    sealer = gateway.sealer
     hook = {"url": "https://hooks.example.org/y", "secret": "whsec_c2VhbGVkLW9uY2Utb25seQ=="}
     project = await new_project(gateway, webhooks=[hook])
     pool = gateway.runtime.db.pool

@@ -16,17 +16,20 @@ from faststream.specification import AsyncAPI
 from pydantic import SecretStr
 
 from darkroom.common.events import SERVICES, catalog_markdown
-from darkroom.common.settings import SERVICE_SETTINGS
+from darkroom.common.settings import SERVICE_SETTINGS, SealingSettings, ServiceSettings
 
 
 def asyncapi(service: str) -> str:
     """The AsyncAPI 3.0 document of one service, as JSON."""
     [settings] = [s for s in SERVICE_SETTINGS if s.service == service]
-    # Describing a service's events needs no secret: a throwaway key lets it be built.
-    throwaway = SecretStr(Fernet.generate_key().decode())
-    runtime = importlib.import_module(f"darkroom.{service}.app").create_runtime(
-        settings(sealing_keys=throwaway)
+    # Describing a service's events needs no secret: a throwaway key lets the services that
+    # hold webhook secrets be built.
+    built: ServiceSettings = (
+        settings(sealing_keys=SecretStr(Fernet.generate_key().decode()))
+        if issubclass(settings, SealingSettings)
+        else settings()
     )
+    runtime = importlib.import_module(f"darkroom.{service}.app").create_runtime(built)
     spec = AsyncAPI(
         runtime.broker,
         title=f"darkroom-{service}",

@@ -60,12 +60,6 @@ class CommonSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         20.0, gt=0, description="Time in-flight messages get to finish on SIGTERM."
     )
-    sealing_keys: SecretStr | None = Field(
-        None,
-        description="Fernet keys, comma-separated, that seal webhook secrets at rest and on"
-        " Kafka (the first seals, any opens); the gateway and notify do not start without"
-        " one: `python -m darkroom.common.sealing` makes one.",
-    )
 
 
 def _own(service: str, name: str, default: Any, description: str) -> Any:
@@ -83,7 +77,19 @@ class ServiceSettings(CommonSettings):
     http_port: int
 
 
-class IngestSettings(ServiceSettings):
+class SealingSettings(ServiceSettings):
+    """The base of the services that hold webhook secrets: the gateway seals them, notify
+    opens them to sign (``darkroom.common.sealing``)."""
+
+    sealing_keys: SecretStr | None = Field(
+        None,
+        description="Fernet keys, comma-separated, that seal webhook secrets at rest and on"
+        " Kafka (the first seals, any opens); the gateway and notify do not start without"
+        " one: `python -m darkroom.common.sealing` makes one.",
+    )
+
+
+class IngestSettings(SealingSettings):
     service: ClassVar[str] = "ingest"
     database_url: str = _own(
         "ingest", "database_url", LOCAL_DATABASE.format(service="ingest"), "Ingest's PostgreSQL."
@@ -209,7 +215,7 @@ class TaggingSettings(ServiceSettings):
     )
 
 
-class NotifySettings(ServiceSettings):
+class NotifySettings(SealingSettings):
     service: ClassVar[str] = "notify"
     database_url: str = _own(
         "notify", "database_url", LOCAL_DATABASE.format(service="notify"), "Notify's PostgreSQL."
