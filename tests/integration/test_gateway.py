@@ -127,6 +127,27 @@ async def test_a_capture_session_uploads_submits_and_emits_one_event_per_file(
     assert stored.startswith(PREFIX) and "c2VjcmV0LXNlY3JldA" not in stored
 
 
+async def test_a_project_change_refuses_nulls_and_bad_webhook_secrets(gateway: Gateway) -> None:
+    project = await new_project(gateway, digest_minutes=30, max_files=50)
+    async with gateway.client(project.admin) as admin:
+        url = f"/v1/projects/{project.id}"
+        for field in ("max_files", "ceiling", "timezone", "recipient_emails"):
+            refused = await admin.patch(url, json={field: None, "max_bytes": 10**9})
+            assert error(refused, 422) == "invalid_request"
+            assert field in refused.json()["error"]["message"]
+        for secret in ("whsec_not*base64*at-all", "whsec_================"):
+            hook = {"url": "https://hooks.example.org/z", "secret": secret}
+            assert error(await admin.patch(url, json={"webhooks": [hook]}), 422) == (
+                "invalid_request"
+            )
+        kept = (await admin.get(url)).json()
+        assert (kept["max_files"], kept["webhooks"]) == (50, [])
+        assert kept["max_bytes"] != 10**9
+        changed = await admin.patch(url, json={"digest_minutes": None})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["digest_minutes"] is None
+
+
 async def test_webhook_secrets_stay_sealed_once_and_a_reseal_seals_those_from_before(
     gateway: Gateway,
 ) -> None:
@@ -393,6 +414,37 @@ async def test_duplicates_in_a_selection_are_skipped_and_counted(gateway: Gatewa
         assert later["files"][0]["status"] == "skipped_duplicate"
         counts = (await client.get(f"/v1/sessions/{session}")).json()["counts"]
         assert (counts["uploaded"], counts["skipped_duplicate"]) == (2, 3)
+
+
+async def test_a_file_added_again_is_refused_and_the_first_kept(gateway: Gateway) -> None:
+    """The same entry twice in a batch, then again in a later one (a client retrying its
+    registration), and a known copy repeated at one new path: each repeat is refused for its
+    path; nothing else of the batch is lost."""
+    project = await new_project(gateway)
+    one = jpeg(3)
+    entry = {"path": "a/1.jpg", "size": len(one), "sha256": sha(one)}
+    copy = {"path": "b/copy.jpg", "size": len(one), "sha256": sha(one)}
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        first = await add(client, session, entry, entry, copy, copy)
+        assert [(f["status"], f.get("code")) for f in first["files"]] == [
+            ("queued", None),
+            ("refused", "duplicate_path"),
+            ("skipped_duplicate", "duplicate_content"),
+            ("refused", "duplicate_path"),
+        ]
+        again = await add(client, session, entry, {"path": "c/new.jpg", "size": 10})
+        assert [(f["status"], f.get("code")) for f in again["files"]] == [
+            ("refused", "duplicate_path"),
+            ("queued", None),
+        ]
+        files = (await client.get(f"/v1/sessions/{session}")).json()["files"]
+        assert sorted((f["path"], f["status"]) for f in files) == [
+            ("a/1.jpg", "queued"),
+            ("b/copy.jpg", "skipped_duplicate"),
+            ("c/new.jpg", "queued"),
+        ]
+        assert (await put(client, session, first["files"][0]["id"], one)).status_code == 200
 
 
 async def test_two_copies_finishing_at_the_same_moment_store_one(gateway: Gateway) -> None:

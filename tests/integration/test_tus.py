@@ -357,3 +357,22 @@ async def test_bytes_unlike_the_declared_sha256_fail_the_file(gateway: Gateway) 
     assert (state["status"], state["code"]) == ("failed", "checksum_mismatch")
     key = f"{project.id}/{file_id}/original"
     assert await gateway.runtime.blobs.stat("originals", key) is None
+
+
+async def test_another_projects_upload_is_answered_as_one_that_does_not_exist(
+    gateway: Gateway,
+) -> None:
+    data = big_jpeg(6 * MB, variant=6)
+    project, session, file_id = await registered(gateway, data)
+    stranger = await new_project(gateway)
+    async with gateway.client(project.uploader) as client:
+        url = await create(client, session, file_id, len(data))
+    unknown = url.rsplit("/", 1)[0] + f"/{uuid.uuid4()}"
+    async with gateway.client(stranger.uploader) as client:
+        for target in (url, unknown):
+            assert (await client.head(target, headers=TUS)).status_code == 404  # no body
+            answer = await patch(client, target, 0, data[:MB])
+            assert error(answer, 404) == "upload_not_found"
+            assert error(await client.delete(target, headers=TUS), 404) == "upload_not_found"
+    async with gateway.client(project.uploader) as client:
+        assert (await client.head(url, headers=TUS)).headers["Upload-Offset"] == "0"

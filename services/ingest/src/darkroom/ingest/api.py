@@ -66,7 +66,7 @@ async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         {
             "error": {
                 "code": "invalid_request",
-                "message": f"{where}: {first['msg']}.",
+                "message": f"{where}: {first['msg']}." if where else f"{first['msg']}.",
                 "details": [
                     {"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in error.errors()
                 ],
@@ -161,7 +161,7 @@ async def get_project(project_id: uuid.UUID, caller: CallerDep, runtime: Runtime
 @router.patch("/projects/{project_id}", response_model=schemas.Project)
 async def update_project(
     project_id: uuid.UUID,
-    body: schemas.ProjectSettings,
+    body: schemas.ProjectChange,
     caller: CallerDep,
     runtime: RuntimeDep,
     sealer: SealerDep,
@@ -389,6 +389,12 @@ def _plan(
         except Refused as refused:
             entries.append((_refusal(index, path, refused), path not in by_path))
             continue
+        if path in by_path:
+            duplicate = Refused(
+                "duplicate_path", f"A file with the path {path!r} is already in this session."
+            )
+            entries.append((_refusal(index, path, duplicate), False))
+            continue
         sha = item.sha256.lower() if item.sha256 else None
         if sha and sha in by_sha:
             entries.append(
@@ -404,12 +410,7 @@ def _plan(
                     True,
                 )
             )
-            continue
-        if path in by_path:
-            duplicate = Refused(
-                "duplicate_path", f"A file with the path {path!r} is already in this session."
-            )
-            entries.append((_refusal(index, path, duplicate), False))
+            by_path[path] = item
             continue
         by_path[path] = item
         if sha:

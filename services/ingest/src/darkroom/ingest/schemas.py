@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 from datetime import date, datetime
 from typing import Literal
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    HttpUrl,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from darkroom.common.events import Classification
 
@@ -23,7 +34,23 @@ class Webhook(Strict):
     url: HttpUrl = Field(
         description="Where events are POSTed.", examples=["https://ops.example.org/hook"]
     )
-    secret: str = Field(min_length=16, max_length=200, description="Signing secret.")
+    secret: str = Field(
+        min_length=16,
+        max_length=200,
+        description="Signing secret: `whsec_` and base64 (Standard Webhooks), or any text.",
+    )
+
+    @field_validator("secret")
+    @classmethod
+    def _signable(cls, secret: str) -> str:
+        if secret.startswith("whsec_"):
+            try:
+                key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+            except binascii.Error:
+                key = b""
+            if not key:
+                raise ValueError("a secret that starts with 'whsec_' must be base64 after it")
+        return secret
 
 
 class ProjectSettings(Strict):
@@ -55,6 +82,27 @@ class ProjectSettings(Strict):
         if zone is not None and zone not in available_timezones():
             raise ValueError(f"{zone!r} is not an IANA time zone")
         return zone
+
+
+class ProjectChange(ProjectSettings):
+    """What a PATCH changes: the fields it sends. Only ``digest_minutes`` may be sent as null
+    (one e-mail per session again); a null anywhere else would erase a setting that has no
+    empty value."""
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> ProjectChange:
+        nulls = sorted(
+            name
+            for name in self.model_fields_set
+            if getattr(self, name) is None and name != "digest_minutes"
+        )
+        if nulls:
+            raise PydanticCustomError(
+                "null_setting",
+                "{fields} cannot be null; leave a setting out to keep it",
+                {"fields": ", ".join(nulls)},
+            )
+        return self
 
 
 class ProjectCreate(ProjectSettings):

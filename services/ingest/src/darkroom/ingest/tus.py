@@ -40,6 +40,7 @@ from darkroom.ingest.api import (
     object_key,
     policy_and_limits,
     require_open,
+    require_visible,
     visible_session,
 )
 from darkroom.ingest.content import HEAD_BYTES, Family
@@ -184,7 +185,9 @@ async def _upload(
     upload = await runtime.db.pool.fetchrow("SELECT * FROM tus_uploads WHERE id = $1", upload_id)
     if upload is None:
         raise not_found("upload")
-    session = await visible_session(runtime, caller, upload["session_id"], Role.uploader)
+    session = await store.session(runtime.db.pool, upload["session_id"])
+    assert session is not None  # an upload goes with its session
+    require_visible(caller, session["project_id"], Role.uploader, "upload")
     if upload["expires_at"] < datetime.now(UTC):
         raise Refused("upload_expired", "This upload expired; start it again.", 410)
     return upload, session
