@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -449,3 +451,76 @@ async def test_a_digest_gathers_the_sessions_of_its_window_into_one_email(
     assert "Upload had failures: South facade (drone)" in text and "s/1.jpg: Not a JPEG." in text
     await asyncio.sleep(1)
     assert len(inbox.to("ana@example.org")) == 1
+
+
+async def test_a_notification_that_cannot_be_made_is_retried_with_why_and_the_rest_go_out(
+    notify: Consumer, smtp: tuple[Inbox, int], receiver: Receiver
+) -> None:
+    """A webhook secret no signer takes (stored by a gateway that did not check it) fails its
+    own attempt, recorded with the reason; the e-mail of the same round is sent."""
+    inbox, _ = smtp
+    unsignable = Sealer(notify_settings(notify).sealing_keys).seal("whsec_!!!!!!!!!!!!!!!!")
+    await notify.send(
+        submitted(
+            recipients=["ana@example.org"],
+            webhooks=[WebhookTarget(url=receiver.url, secret=unsignable)],
+        )
+    )
+    await eventually(lambda: _only(inbox, "ana@example.org"), timeout=30)
+    [attempt, *_] = await eventually(lambda: _webhook_attempts(notify), timeout=30)
+    assert attempt["outcome"] == "retry" and "cannot be sent" in attempt["detail"]
+    state = await notify.replicas[0].db.pool.fetchval(
+        "SELECT state FROM deliveries WHERE kind = 'webhook'"
+    )
+    assert state in ("pending", "sending")  # back in line (or on its next attempt)
+    assert receiver.calls == 0
+
+
+async def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_its_time(
+    notify: Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(1000):  # each byte well within a read's timeout, the whole never
+                writer.write(b".")
+                await writer.drain()
+                await asyncio.sleep(0.3)
+
+    server = await asyncio.start_server(drip, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setattr(notify_settings(notify), "webhook_timeout_seconds", 1.0)
+    sealed = Sealer(notify_settings(notify).sealing_keys).seal(SECRET)
+    url = f"http://127.0.0.1:{port}/hook"
+    async with server:
+        await notify.send(
+            submitted(recipients=[], webhooks=[WebhookTarget(url=url, secret=sealed)])
+        )
+        [attempt, *_] = await eventually(lambda: _webhook_attempts(notify), timeout=30)
+    assert (attempt["outcome"], attempt["detail"]) == ("retry", "no answer within 1 s")
+
+
+async def test_a_sender_that_outlived_its_claim_does_not_overwrite_the_next_one(
+    notify: Consumer,
+) -> None:
+    runtime = notify.replicas[0]
+    settings = notify_settings(notify).model_copy(update={"dispatch_interval_seconds": 3600})
+    await runtime.stop()  # this test claims and records itself
+    paused = create_runtime(settings)
+    notify.replicas[0] = paused
+    await paused.start()
+    await notify.send(submitted(recipients=[]))
+    db = paused.db
+    await eventually(lambda: _owed(db))
+    [stale] = await store.claim(db, 10, timedelta(hours=1))
+    [current] = await store.claim(db, 10, timedelta(0))  # taken for a dead sender's
+    assert (stale.attempts, current.attempts) == (1, 2)
+    await store.record(db, stale, "retry", "late answer", timedelta(seconds=1))
+    assert await db.pool.fetchval("SELECT state FROM deliveries") == "sending"
+    await store.record(db, current, "sent", None)
+    await store.record(db, stale, "failed", "later still")
+    row = await db.pool.fetchrow("SELECT state, last_error FROM deliveries")
+    assert (row["state"], row["last_error"]) == ("sent", None)
+    outcomes = await db.pool.fetch("SELECT outcome FROM attempts ORDER BY at")
+    assert [a["outcome"] for a in outcomes] == ["retry", "sent", "failed"]  # all on record

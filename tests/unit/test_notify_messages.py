@@ -37,6 +37,7 @@ def test_the_message_id_is_the_same_for_the_same_event_and_recipient_only() -> N
     [
         ("Roof\r\nBcc: x@example.org", "Roof Bcc: x@example.org"),
         ("a\x00b\tc\u2028d", "a b c d"),
+        ("Roof\x85Bcc: x@example.org", "Roof Bcc: x@example.org"),  # NEL ends a line too
         ("  plain  ", "plain"),
     ],
 )
@@ -47,14 +48,14 @@ def test_header_text_is_one_line(text: str, safe: str) -> None:
 def test_an_email_has_both_parts_and_no_line_break_in_its_subject() -> None:
     message = email(
         "upload_succeeded",
-        {**PAYLOAD, "view_name": "A\nB"},
+        {**PAYLOAD, "view_name": "A\nB\x85C"},
         sender="darkroom@example.org",
         recipient="ana@example.org",
         message_id="<x@example.org>",
         failed_listed=50,
         now=NOW,
     )
-    assert message["Subject"] == "Upload received: A B"
+    assert message["Subject"] == "Upload received: A B C"
     assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
 
 
@@ -62,14 +63,22 @@ def test_an_email_has_both_parts_and_no_line_break_in_its_subject() -> None:
     "secret", ["whsec_" + base64.b64encode(b"0123456789abcdef0123").decode(), "a raw secret of 20+"]
 )
 def test_a_webhook_verifies_with_a_standard_webhooks_library(secret: str) -> None:
-    body, headers = webhook("upload_succeeded", PAYLOAD, secret=secret, webhook_id="msg_1", now=NOW)
+    body, headers = webhook(
+        "upload_succeeded", PAYLOAD, secret=secret, webhook_id="msg_1", occurred=NOW, now=NOW
+    )
     key = secret if secret.startswith("whsec_") else base64.b64encode(secret.encode()).decode()
     receiver = Webhook(key)
     with pytest.raises(WebhookVerificationError):  # too old: replay protection holds
         receiver.verify(body, headers)
     fresh_body, fresh = webhook(
-        "upload_succeeded", PAYLOAD, secret=secret, webhook_id="msg_1", now=datetime.now(UTC)
+        "upload_succeeded",
+        PAYLOAD,
+        secret=secret,
+        webhook_id="msg_1",
+        occurred=NOW,
+        now=datetime.now(UTC),
     )
+    assert fresh_body == body  # every attempt sends the same body; only its signature is new
     assert receiver.verify(fresh_body, fresh)["data"] == PAYLOAD
     with pytest.raises(WebhookVerificationError):  # a changed body does not verify
         receiver.verify(fresh_body.replace(b"drone", b"plane"), fresh)

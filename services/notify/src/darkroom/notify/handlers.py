@@ -97,14 +97,17 @@ async def dispatch(db: Database, settings: NotifySettings, sealer: Sealer) -> in
     """Send every notification due now; returns how many were attempted."""
     attempted = 0
     limit = asyncio.Semaphore(AT_ONCE)
-    async with httpx.AsyncClient(timeout=settings.webhook_timeout_seconds) as client:
+    # No proxy from the environment: requests go to the address targets.pinned checked.
+    async with httpx.AsyncClient(
+        timeout=settings.webhook_timeout_seconds, trust_env=False, follow_redirects=False
+    ) as client:
         while due := await store.claim(
             db, BATCH, timedelta(seconds=settings.unconfirmed_after_seconds)
         ):
 
             async def one(delivery: Delivery) -> None:
                 async with limit:
-                    outcome, detail = await _send(delivery, settings, sealer, client)
+                    outcome, detail = await _attempt(delivery, settings, sealer, client)
                     if outcome == "retry" and datetime.now(UTC) >= delivery.give_up_at:
                         outcome, detail = (
                             "failed",
@@ -112,9 +115,33 @@ async def dispatch(db: Database, settings: NotifySettings, sealer: Sealer) -> in
                         )
                     await store.record(db, delivery, outcome, detail, _backoff(delivery, settings))
 
-            await asyncio.gather(*(one(delivery) for delivery in due))
+            # every send ends before the client closes, whatever one of them raised
+            ended = await asyncio.gather(*(one(d) for d in due), return_exceptions=True)
+            for error in ended:
+                if isinstance(error, BaseException):
+                    raise error
             attempted += len(due)
     return attempted
+
+
+async def _attempt(
+    delivery: Delivery, settings: NotifySettings, sealer: Sealer, client: httpx.AsyncClient
+) -> tuple[str, str | None]:
+    """One attempt, within its time whatever the other side does; an error of ours is an
+    outcome too (retried, its reason recorded), never a claim left behind."""
+    seconds = (
+        settings.smtp_timeout_seconds
+        if delivery.kind == "email"
+        else settings.webhook_timeout_seconds
+    )
+    try:
+        async with asyncio.timeout(seconds):
+            return await _send(delivery, settings, sealer, client)
+    except TimeoutError:
+        return "retry", f"no answer within {seconds:g} s"
+    except Exception as error:
+        log.exception("notification %s could not be sent", delivery.delivery_id)
+        return "retry", f"cannot be sent: {type(error).__name__}: {error}"
 
 
 def _backoff(delivery: Delivery, settings: NotifySettings) -> timedelta:
@@ -154,6 +181,7 @@ async def _send(
         delivery.payload,
         secret=secret,
         webhook_id=delivery.message_id,
+        occurred=delivery.created_at,
         now=now,
     )
     try:

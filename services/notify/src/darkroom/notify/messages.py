@@ -26,7 +26,8 @@ SUBJECTS = {
     "processing_complete": "Processing complete: {view_name}",
     "digest": "Darkroom: {count} updates on your uploads",
 }
-CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+# C0 and C1 controls (NEL, U+0085, ends a header line too) and Unicode's line separators
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 MAX_SUBJECT = 200
 
 _templates = Environment(
@@ -97,11 +98,19 @@ def email(
 
 
 def webhook(
-    template: str, payload: dict[str, Any], *, secret: str, webhook_id: str, now: datetime
+    template: str,
+    payload: dict[str, Any],
+    *,
+    secret: str,
+    webhook_id: str,
+    occurred: datetime,
+    now: datetime,
 ) -> tuple[bytes, dict[str, str]]:
-    """The body and headers of a signed webhook request (Standard Webhooks)."""
+    """The body and headers of a signed webhook request (Standard Webhooks). The body is the
+    same at every attempt (``occurred``: when the news was owed); the signature's timestamp is
+    the attempt's."""
     body = json.dumps(
-        {"type": template, "timestamp": now.isoformat(), "data": payload},
+        {"type": template, "timestamp": occurred.isoformat(), "data": payload},
         separators=(",", ":"),
         ensure_ascii=False,
     )

@@ -25,6 +25,7 @@ class Delivery:
     message_id: str
     attempts: int
     give_up_at: datetime
+    created_at: datetime
 
 
 async def owe(
@@ -77,7 +78,9 @@ async def gather(
     )
     delivery_id = await tx.fetchval(
         "SELECT delivery_id FROM deliveries WHERE project_id = $1 AND recipient = $2"
-        " AND template = 'digest' AND state = 'pending' AND attempts = 0",
+        " AND template = 'digest' AND state = 'pending' AND attempts = 0"
+        # held until this entry is in: a claim skips it, or it is claimed before and not found
+        " FOR UPDATE",
         project_id,
         recipient,
     )
@@ -141,7 +144,12 @@ async def record(
     detail: str | None,
     retry_in: timedelta | None = None,
 ) -> None:
-    """The outcome of one attempt: sent, failed for good, or to be retried after ``retry_in``."""
+    """The outcome of one attempt: sent, failed for good, or to be retried after ``retry_in``.
+
+    The attempt is always written; the delivery's state only while this attempt's claim holds
+    (a sender that outlived ``unconfirmed_after`` finds it claimed again, and leaves it)."""
+    claim = (delivery.delivery_id, delivery.attempts)
+    held = "WHERE delivery_id = $1 AND attempts = $2 AND state = 'sending'"
     async with db.transaction() as tx:
         await tx.execute(
             "INSERT INTO attempts (delivery_id, outcome, detail) VALUES ($1, $2, $3)",
@@ -151,23 +159,20 @@ async def record(
         )
         if outcome == "sent":
             await tx.execute(
-                "UPDATE deliveries SET state = 'sent', sent_at = now(), last_error = NULL"
-                " WHERE delivery_id = $1",
-                delivery.delivery_id,
+                f"UPDATE deliveries SET state = 'sent', sent_at = now(), last_error = NULL {held}",
+                *claim,
             )
         elif outcome == "retry":
             await tx.execute(
-                "UPDATE deliveries SET state = 'pending', next_attempt_at = now() + $2::interval,"
-                " last_error = $3 WHERE delivery_id = $1",
-                delivery.delivery_id,
+                "UPDATE deliveries SET state = 'pending', next_attempt_at = now() + $3::interval,"
+                f" last_error = $4 {held}",
+                *claim,
                 retry_in,
                 detail,
             )
         else:
             await tx.execute(
-                "UPDATE deliveries SET state = 'failed', last_error = $2 WHERE delivery_id = $1",
-                delivery.delivery_id,
-                detail,
+                f"UPDATE deliveries SET state = 'failed', last_error = $3 {held}", *claim, detail
             )
 
 
@@ -182,4 +187,5 @@ def _delivery(row: Any) -> Delivery:
         message_id=row["message_id"],
         attempts=row["attempts"],
         give_up_at=row["give_up_at"],
+        created_at=row["created_at"],
     )
