@@ -22,6 +22,10 @@ PRIVATE = [
     "http://[::1]:9000/hook",
     "http://[fd00::1]/hook",
     "http://[::ffff:10.0.0.1]/hook",  # an IPv4 address in IPv6 clothing
+    "http://[2002:a9fe:a9fe::1]/hook",  # 6to4 of 169.254.169.254
+    "http://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 of 169.254.169.254
+    "http://[64:ff9b:1::a9fe:a9fe]/hook",  # a NAT64 prefix for a network's own use
+    "http://[::a9fe:a9fe]/hook",  # IPv4-compatible (deprecated)
 ]
 
 
@@ -35,6 +39,12 @@ async def test_the_operator_may_allow_the_deployments_own_network() -> None:
     target = await pinned("http://127.0.0.1:8080/hook?x=1", private_allowed=True)
     assert target.url == "http://127.0.0.1:8080/hook?x=1"
     assert target.headers == {"Host": "127.0.0.1:8080"}
+
+
+@pytest.mark.parametrize("host", ["[64:ff9b::808:808]", "[2002:808:808::1]", "[2606:4700::1111]"])
+async def test_a_public_address_in_ipv6_is_allowed(host: str) -> None:
+    target = await pinned(f"https://{host}/hook", private_allowed=False)
+    assert target.url == f"https://{host}/hook"
 
 
 async def test_a_public_address_is_used_as_it_is() -> None:

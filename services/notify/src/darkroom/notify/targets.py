@@ -65,9 +65,24 @@ async def pinned(url: str, *, private_allowed: bool) -> Target:
     )
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known prefix: the last 32 bits are IPv4
+_NEVER = (
+    ipaddress.ip_network("64:ff9b:1::/48"),  # NAT64 prefixes for a network's own use
+    ipaddress.ip_network("::/96"),  # IPv4-compatible (deprecated): ::169.254.169.254
+)
+
+
 def _public(address: Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
+    if isinstance(address, ipaddress.IPv6Address):
+        # An IPv4 address in IPv6 clothing is judged as the IPv4 address it reaches:
+        # ::ffff:10.0.0.1 (mapped), 2002:a9fe:a9fe:: (6to4), 64:ff9b::a9fe:a9fe (NAT64).
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in _NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            address = embedded
+        elif any(address in network for network in _NEVER):
+            return False
     return address.is_global and not address.is_multicast
 
 
