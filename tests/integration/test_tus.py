@@ -347,6 +347,20 @@ async def test_the_server_says_what_it_supports(gateway: Gateway) -> None:
     assert "sha1" in answer.headers["Tus-Checksum-Algorithm"].split(",")
 
 
+async def test_a_refusal_speaks_tus_too(gateway: Gateway) -> None:
+    project = await new_project(gateway)
+    async with gateway.client(project.uploader) as client:
+        old = await client.post("/v1/tus", headers={"Tus-Resumable": "0.2.2"})
+        assert error(old, 412) == "tus_version"
+        assert (old.headers["Tus-Version"], old.headers["Tus-Resumable"]) == ("1.0.0", "1.0.0")
+        unknown = await client.head(f"/v1/tus/{uuid.uuid4()}", headers=TUS)
+        assert unknown.status_code == 404 and unknown.headers["Tus-Resumable"] == "1.0.0"
+    async with gateway.client() as anonymous:
+        nobody = await anonymous.post("/v1/tus", headers=TUS | {"Upload-Length": "10"})
+        assert error(nobody, 401) == "missing_key"
+        assert nobody.headers["Tus-Resumable"] == "1.0.0"
+
+
 async def test_bytes_unlike_the_declared_sha256_fail_the_file(gateway: Gateway) -> None:
     data = big_jpeg(6 * MB, variant=7)
     project, session, file_id = await registered(gateway, data, sha256=sha(b"something else"))

@@ -48,11 +48,12 @@ def install(app: FastAPI, runtime: Runtime, sealer: Sealer) -> None:
     app.state.runtime = runtime
     app.state.sealer = sealer
     app.include_router(router)
-    app.add_exception_handler(Refused, _refused)  # type: ignore[arg-type]
+    app.add_exception_handler(Refused, refusal)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
 
 
-async def _refused(_: Request, error: Refused) -> JSONResponse:
+async def refusal(_: Request, error: Refused) -> JSONResponse:
+    """Every refusal's answer: its status, code and sentence."""
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
     return JSONResponse(
         {"error": {"code": error.code, "message": error.message}}, error.status, headers=headers

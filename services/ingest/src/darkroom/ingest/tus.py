@@ -19,13 +19,14 @@ import json
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Annotated, Any, cast
 
 import asyncpg
 from fastapi import APIRouter, Header, Request, Response
+from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
 from darkroom.common.blobs import PART_SIZE
@@ -39,6 +40,7 @@ from darkroom.ingest.api import (
     complete_upload,
     object_key,
     policy_and_limits,
+    refusal,
     require_open,
     require_visible,
     visible_session,
@@ -55,7 +57,28 @@ _HASHES_KEPT = 256
 _PARTS_IN_FLIGHT = 2
 """Parts of one PATCH uploading to S3 while the next is received (each holds 5 MiB)."""
 
-router = APIRouter(prefix="/v1/tus", tags=["resumable uploads (tus 1.0)"])
+
+class _TusRoute(APIRoute):
+    """Every tus answer says which protocol it speaks, a refusal's too (tus 1.0 asks it of every
+    response but OPTIONS'), and a refused version says which one is (412 with Tus-Version)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                response = await handle(request)
+            except Refused as refused:
+                response = await refusal(request, refused)
+            response.headers.setdefault("Tus-Resumable", VERSION)
+            if response.status_code == 412:
+                response.headers["Tus-Version"] = VERSION
+            return response
+
+        return answer
+
+
+router = APIRouter(prefix="/v1/tus", tags=["resumable uploads (tus 1.0)"], route_class=_TusRoute)
 
 # The running SHA-256 of uploads this process is receiving, so a finished upload need not be
 # read back; an upload resumed on another replica is read back from S3 once, at the end.
