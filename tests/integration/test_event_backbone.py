@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -12,6 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from darkroom.common.events import dlq_topic
+from darkroom.common.relay import RELAY_LOCK
 from darkroom.common.runtime import Runtime
 from darkroom.common.settings import CommonSettings
 
@@ -156,3 +158,23 @@ async def _spans_of_kinds(
         if span.context.trace_id == trace_id:
             found.setdefault(span.kind, span)
     return found if kinds <= found.keys() else None
+
+
+async def test_one_replica_publishes_the_outbox_at_a_time(
+    make_runtime: Any, settings: CommonSettings, unique: str
+) -> None:
+    """While another replica holds the relay's lock, this one publishes nothing; the events
+    leave, in the order they were written, once it may."""
+    pair = await start_pair(make_runtime, settings, unique)
+    media_id = uuid.uuid4()
+    async with pair.producer.db.transaction() as other_replica:
+        await other_replica.execute("SELECT pg_advisory_xact_lock($1)", RELAY_LOCK)
+        for seq in (1, 2, 3):
+            await pair.send(media_id, seq)
+        await asyncio.sleep(2)  # the relay woke (NOTIFY) and polled meanwhile
+        waiting = await pair.producer.db.pool.fetchval(
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        )
+        assert waiting == 3
+    records = await read_topic(settings, pair.ping.topic, 3)
+    assert [json.loads(r.value)["seq"] for r in records] == [1, 2, 3]

@@ -1,8 +1,11 @@
 """The outbox relay: publishes committed outbox rows to Kafka and marks them sent.
 
-Replicas cooperate through ``FOR UPDATE SKIP LOCKED``; a NOTIFY on insert wakes the relay at
-once and a poll is the fallback. While Kafka is down the batch's transaction rolls back, so
-nothing is marked sent that Kafka did not acknowledge; the relay retries with capped backoff.
+One replica of a service publishes at a time (``RELAY_LOCK``, taken per batch): events leave
+in the order they were written, so a later event for a key never overtakes an earlier one,
+as it could if replicas published batches side by side; the others stand by and take over
+when it stops. A NOTIFY on insert wakes the relay at once and a poll is the fallback. While
+Kafka is down the batch's transaction rolls back, so nothing is marked sent that Kafka did not
+acknowledge; the relay retries with capped backoff.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from darkroom.common.retry import backoff
 from darkroom.common.telemetry import attach_trace, detach_trace
 
 log = logging.getLogger(__name__)
+RELAY_LOCK = 0x0DA2C701
+"""The advisory lock (per database: per service) of the replica publishing its outbox now."""
 _published = metrics.get_meter("darkroom").create_counter(
     "darkroom_outbox_published_total", description="Outbox rows published to Kafka."
 )
@@ -79,9 +84,11 @@ class OutboxRelay:
         # each message's producer span joins the trace of the transaction that wrote it.
         with suppress_instrumentation():
             async with self._db.transaction() as tx:
+                if not await tx.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK):
+                    return 0  # another replica is publishing
                 rows = await tx.fetch(
                     "SELECT id, topic, key, headers, payload FROM outbox"
-                    " WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                    " WHERE published_at IS NULL ORDER BY id LIMIT $1",
                     self._batch_size,
                 )
                 if not rows:
