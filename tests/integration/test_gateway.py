@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -664,6 +665,52 @@ async def test_an_upload_whose_client_vanished_is_failed_so_the_session_can_be_s
         files = (await client.get(f"/v1/sessions/{session}")).json()["files"]
         assert [(f["status"], f["code"]) for f in files] == [("failed", "upload_interrupted")]
         assert (await client.post(f"/v1/sessions/{session}/submit")).status_code == 200
+
+
+async def test_an_upload_given_up_while_it_ran_changes_nothing_when_it_ends(
+    gateway: Gateway, settings: CommonSettings
+) -> None:
+    """A PUT whose file was given up as stalled, and its session submitted, ends later: it is
+    told so, the file stays failed, and nothing is sent on for it."""
+    project = await new_project(gateway)
+    data = jpeg(41)
+    half = len(data) // 2
+    go_on = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield data[:half]
+        await go_on.wait()
+        yield data[half:]
+
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        batch = await add(client, session, {"path": "slow.jpg", "size": len(data)})
+        file_id = batch["files"][0]["id"]
+        url = f"/v1/sessions/{session}/files/{file_id}/content"
+        upload = asyncio.create_task(client.put(url, content=slow_body()))
+
+        async def uploading() -> bool | None:
+            files = (await client.get(f"/v1/sessions/{session}")).json()["files"]
+            return True if files[0]["status"] == "uploading" else None
+
+        await eventually(uploading)
+        # The stall sweep, as if the bytes had stopped for longer than STALLED_AFTER.
+        assert await fail_stalled(gateway.runtime.db.pool, idle_seconds=0) == 1
+        assert (await client.post(f"/v1/sessions/{session}/submit")).status_code == 200
+        go_on.set()
+        late = await upload
+        assert error(late, 409) == "upload_superseded"
+        files = (await client.get(f"/v1/sessions/{session}")).json()["files"]
+        assert [(f["status"], f["code"]) for f in files] == [("failed", "upload_interrupted")]
+    [report] = await _events_of(settings, "darkroom.session.submitted.v1", session, 1)
+    assert report["uploaded"] == 0
+    assert [f["relative_path"] for f in report["failed"]] == ["slow.jpg"]
+    sent_on = await gateway.runtime.db.pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE topic = 'darkroom.media.uploaded.v1'"
+        " AND position($1 in convert_from(payload, 'UTF8')) > 0",
+        session,
+    )
+    assert sent_on == 0
 
 
 async def test_a_file_may_declare_a_higher_level_up_to_the_ceiling(

@@ -568,7 +568,7 @@ async def upload_content(
         return await _receive(runtime, session, row, request)
     except BaseException as error:
         code, reason = failure(error)
-        await store.fail(runtime.db.pool, file_id, code, reason)
+        await store.fail(runtime.db.pool, file_id, code, reason, attempt=row["attempts"])
         if isinstance(error, Refused):
             raise Refused(code, reason, error.status) from None
         if isinstance(error, (LimitExceeded, Incomplete, ClientDisconnect)):
@@ -601,7 +601,7 @@ async def _receive(
     found: list[Family] = []
 
     async def report(received: int) -> None:
-        await store.progress(runtime.db.pool, file_id, received)
+        await store.progress(runtime.db.pool, file_id, received, attempt=row["attempts"])
 
     chunks = reported(judged(_body(request), policy, path, found), report, size)
     stored = await runtime.blobs.put_stream(
@@ -626,23 +626,34 @@ async def complete_upload(
     The one end of every upload, plain or resumable: bytes that do not match the SHA-256 the
     file was added with are removed and the file fails.
     """
-    file_id = row["id"]
+    file_id, attempt = row["id"], row["attempts"]
     key = object_key(session["project_id"], file_id)
+    pool = runtime.db.pool
     if row["declared_sha256"] and row["declared_sha256"] != sha256:
-        await runtime.blobs.remove(runtime.settings.bucket_originals, key)
         reason = "The bytes received do not match the declared SHA-256."
-        await store.fail(runtime.db.pool, file_id, "checksum_mismatch", reason)
+        if await store.fail(pool, file_id, "checksum_mismatch", reason, attempt=attempt):
+            await runtime.blobs.remove(runtime.settings.bucket_originals, key)
         raise Refused("checksum_mismatch", reason)
     kind = content_type(family, extension(row["relative_path"]))
-    pool = runtime.db.pool
     try:
-        done = await store.finish_upload(pool, file_id, size=size, sha256=sha256, content_type=kind)
+        done = await store.finish_upload(
+            pool, file_id, attempt=attempt, size=size, sha256=sha256, content_type=kind
+        )
     except asyncpg.UniqueViolationError as error:  # a copy finished at the same moment
         if error.constraint_name != "files_one_copy":
             raise
         copy = await store.stored_copy(pool, session["id"], sha256)
         assert copy is not None
-        done = await store.skip_as_duplicate(pool, file_id, duplicate_of=copy["id"], sha256=sha256)
+        done = await store.skip_as_duplicate(
+            pool, file_id, attempt=attempt, duplicate_of=copy["id"], sha256=sha256
+        )
+    if done is None:
+        raise Refused(
+            "upload_superseded",
+            "This upload was given up while it ran (it stalled, or the file was uploaded"
+            " again); the file is as its later attempt left it.",
+            409,
+        )
     if done["status"] == "skipped_duplicate":
         await runtime.blobs.remove(runtime.settings.bucket_originals, key)
     return file_view(done)

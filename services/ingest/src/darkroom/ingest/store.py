@@ -248,23 +248,36 @@ async def start_upload(
     )
 
 
-async def progress(conn: Connection, file_id: uuid.UUID, received: int) -> None:
+# An upload's claim is the file's ``attempts`` as its claim left it: an upload given up while
+# it ran (stalled, or the file claimed again) changes nothing of the file when it ends.
+_HELD = "status = 'uploading' AND attempts = "
+
+
+async def progress(
+    conn: Connection, file_id: uuid.UUID, received: int, *, attempt: int | None = None
+) -> None:
     await conn.execute(
         "UPDATE files SET received_bytes = $2, updated_at = now()"
-        " WHERE id = $1 AND status = 'uploading'",
+        f" WHERE id = $1 AND {_HELD}coalesce($3, attempts)",
         file_id,
         received,
+        attempt,
     )
 
 
-async def fail(conn: Connection, file_id: uuid.UUID, code: str, reason: str) -> None:
-    await conn.execute(
+async def fail(
+    conn: Connection, file_id: uuid.UUID, code: str, reason: str, *, attempt: int | None = None
+) -> bool:
+    """The file failed; with ``attempt``, only while that upload holds it. Whether it did."""
+    result = await conn.execute(
         "UPDATE files SET status = 'failed', reason_code = $2, reason = $3, updated_at = now()"
-        " WHERE id = $1",
+        " WHERE id = $1 AND ($4::int IS NULL OR " + _HELD + "$4)",
         file_id,
         code,
         reason,
+        attempt,
     )
+    return result != "UPDATE 0"
 
 
 async def stored_copy(conn: Connection, session_id: uuid.UUID, sha256: str) -> Record | None:
@@ -277,35 +290,44 @@ async def stored_copy(conn: Connection, session_id: uuid.UUID, sha256: str) -> R
 
 
 async def finish_upload(
-    conn: Connection, file_id: uuid.UUID, *, size: int, sha256: str, content_type: str
-) -> Record:
+    conn: Connection,
+    file_id: uuid.UUID,
+    *,
+    attempt: int,
+    size: int,
+    sha256: str,
+    content_type: str,
+) -> Record | None:
     """The file uploaded, or skipped as a duplicate of the session's stored copy of the same
-    bytes; its row as it now stands. Two copies finishing at the same moment both find none:
-    the later one is stopped by the ``files_one_copy`` index (``UniqueViolationError``)."""
+    bytes; its row as it now stands, or None if this upload no longer holds it. Two copies
+    finishing at the same moment both find none: the later one is stopped by the
+    ``files_one_copy`` index (``UniqueViolationError``)."""
     return await conn.fetchrow(
         "WITH copy AS (SELECT c.id FROM files f JOIN files c ON c.session_id = f.session_id"
         "  WHERE f.id = $1 AND c.sha256 = $3 AND c.status = 'uploaded')"
         " UPDATE files SET status = CASE WHEN (SELECT id FROM copy) IS NULL"
         "  THEN 'uploaded' ELSE 'skipped_duplicate' END,"
         " duplicate_of = (SELECT id FROM copy), received_bytes = $2, sha256 = $3,"
-        " content_type = $4, updated_at = now() WHERE id = $1 RETURNING *",
+        f" content_type = $4, updated_at = now() WHERE id = $1 AND {_HELD}$5 RETURNING *",
         file_id,
         size,
         sha256,
         content_type,
+        attempt,
     )
 
 
 async def skip_as_duplicate(
-    conn: Connection, file_id: uuid.UUID, *, duplicate_of: uuid.UUID, sha256: str
-) -> Record:
-    """The file skipped as a copy of another; its row as it now stands."""
+    conn: Connection, file_id: uuid.UUID, *, attempt: int, duplicate_of: uuid.UUID, sha256: str
+) -> Record | None:
+    """The file skipped as a copy of another; its row as it now stands (None: see above)."""
     return await conn.fetchrow(
         "UPDATE files SET status = 'skipped_duplicate', duplicate_of = $2, sha256 = $3,"
-        " updated_at = now() WHERE id = $1 RETURNING *",
+        f" updated_at = now() WHERE id = $1 AND {_HELD}$4 RETURNING *",
         file_id,
         duplicate_of,
         sha256,
+        attempt,
     )
 
 

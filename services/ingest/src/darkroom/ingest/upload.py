@@ -6,12 +6,16 @@ after goes straight through to ``Blobs.put_stream``, which stops at the declared
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 
 from darkroom.ingest.content import HEAD_BYTES, Family
 from darkroom.ingest.policy import Policy, check_head
 
 PROGRESS_EVERY = 4 * 1024 * 1024
+PROGRESS_SECONDS = 60.0
+"""Progress is recorded every few megabytes, and at least this often while bytes arrive: an
+upload whose progress stops for ``app.STALLED_AFTER`` is given up."""
 
 
 async def judged(
@@ -32,14 +36,21 @@ async def judged(
 
 
 async def reported(
-    chunks: AsyncIterable[bytes], report: Callable[[int], Awaitable[None]], size: int
+    chunks: AsyncIterable[bytes],
+    report: Callable[[int], Awaitable[None]],
+    size: int,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[bytes]:
-    """Pass ``chunks`` on, reporting the bytes received every few megabytes (not the last:
-    the file is about to be marked uploaded)."""
+    """Pass ``chunks`` on, reporting the bytes received every few megabytes or every minute
+    (not the last: the file is about to be marked uploaded)."""
     received = reported_at = 0
+    last = clock()
     async for chunk in chunks:
         received += len(chunk)
-        if received - reported_at >= PROGRESS_EVERY and received < size:
+        now = clock()
+        if received < size and (
+            received - reported_at >= PROGRESS_EVERY or now - last >= PROGRESS_SECONDS
+        ):
             await report(received)
-            reported_at = received
+            reported_at, last = received, now
         yield chunk
