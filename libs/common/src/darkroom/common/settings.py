@@ -101,6 +101,13 @@ class IngestSettings(SealingSettings):
         24 * 3600,
         "How long an unfinished resumable upload is kept before it is cleaned away.",
     )
+    cors_origins: str = _own(
+        "ingest",
+        "cors_origins",
+        "",
+        "Browser origins, comma-separated (https://uploads.example.org), whose pages may call"
+        " the API, such as an Uppy or tus-js-client uploader; none by default.",
+    )
 
 
 class MetadataSettings(ServiceSettings):

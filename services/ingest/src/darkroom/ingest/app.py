@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from starlette.middleware.cors import CORSMiddleware
+
 from darkroom.common.broker import subscribe
 from darkroom.common.db import Transaction
 from darkroom.common.events import StepResult
@@ -20,6 +22,16 @@ def create_runtime(settings: IngestSettings | None = None) -> Runtime:
     runtime = Runtime(settings, migrations=("darkroom.ingest",))
     runtime.app.title = "Darkroom ingest gateway"
     api.install(runtime.app, runtime, sealer)
+    if origins := [o.strip() for o in settings.cors_origins.split(",") if o.strip()]:
+        # Keys travel in the Authorization header, never in cookies: no credentials mode.
+        runtime.app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=list(tus.EXPOSED),
+            max_age=24 * 3600,
+        )
     runtime.app.include_router(catalog.router)
     tus.install(runtime)
     runtime.every(

@@ -51,6 +51,18 @@ from darkroom.ingest.keys import Role
 from darkroom.ingest.policy import POLICIES, check_head
 
 VERSION = "1.0.0"
+EXPOSED = (
+    "Location",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Expires",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
+)
+"""The answers' headers a tus client in a browser must be let to read (CORS)."""
 CHECKSUMS = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256}
 OFFSET_STREAM = "application/offset+octet-stream"
 _HASHES_KEPT = 256

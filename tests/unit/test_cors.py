@@ -1,0 +1,55 @@
+"""A browser uploader on another origin (Uppy, tus-js-client) may call the gateway only when
+its origin is allowed, and may then read the tus headers it needs."""
+
+from __future__ import annotations
+
+import httpx
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+
+from darkroom.common.settings import IngestSettings
+from darkroom.ingest.app import create_runtime
+
+UPPY = "https://uploads.example.org"
+PREFLIGHT = {
+    "Access-Control-Request-Method": "PATCH",
+    "Access-Control-Request-Headers": "authorization,content-type,tus-resumable,upload-offset",
+}
+
+
+def _client(origins: str) -> httpx.AsyncClient:
+    settings = IngestSettings(
+        cors_origins=origins, sealing_keys=SecretStr(Fernet.generate_key().decode())
+    )
+    app = create_runtime(settings).app  # not started: these answers need no database
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+
+
+async def test_an_allowed_origin_may_upload_and_read_the_tus_headers() -> None:
+    async with _client(f"{UPPY}, https://other.example.org") as client:
+        preflight = await client.options("/v1/tus/x", headers={"Origin": UPPY} | PREFLIGHT)
+        assert preflight.status_code == 200
+        assert preflight.headers["Access-Control-Allow-Origin"] == UPPY
+        assert "PATCH" in preflight.headers["Access-Control-Allow-Methods"]
+        allowed = preflight.headers["Access-Control-Allow-Headers"].lower().split(",")
+        assert {"authorization", "tus-resumable", "upload-offset"} <= {h.strip() for h in allowed}
+        answer = await client.options("/v1/tus", headers={"Origin": UPPY})
+        assert answer.headers["Tus-Version"] == "1.0.0"
+        exposed = {h.strip() for h in answer.headers["Access-Control-Expose-Headers"].split(",")}
+        assert {"Location", "Upload-Offset", "Upload-Length", "Tus-Resumable"} <= exposed
+        assert "Access-Control-Allow-Credentials" not in answer.headers
+
+
+async def test_another_origin_is_not_let_in() -> None:
+    async with _client(UPPY) as client:
+        preflight = await client.options(
+            "/v1/tus/x", headers={"Origin": "https://evil.example.org"} | PREFLIGHT
+        )
+        assert preflight.status_code == 400
+        assert "Access-Control-Allow-Origin" not in preflight.headers
+
+
+async def test_no_origin_is_let_in_unless_configured() -> None:
+    async with _client("") as client:
+        answer = await client.options("/v1/tus", headers={"Origin": UPPY})
+        assert "Access-Control-Allow-Origin" not in answer.headers
