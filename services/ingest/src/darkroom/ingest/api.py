@@ -10,6 +10,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from darkroom.common.blobs import Incomplete, LimitExceeded
@@ -50,6 +51,7 @@ def install(app: FastAPI, runtime: Runtime, sealer: Sealer) -> None:
     app.include_router(router)
     app.add_exception_handler(Refused, refusal)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
 
 
 async def refusal(_: Request, error: Refused) -> JSONResponse:
@@ -57,6 +59,19 @@ async def refusal(_: Request, error: Refused) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
     return JSONResponse(
         {"error": {"code": error.code, "message": error.message}}, error.status, headers=headers
+    )
+
+
+async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
+    """The router's own refusals (no such address, a method it does not take) in our shape."""
+    if error.status_code == 404:
+        code, message = "not_found", "There is nothing at this address."
+    elif error.status_code == 405:
+        code, message = "method_not_allowed", f"{request.method} is not taken here."
+    else:
+        code, message = "http_error", str(error.detail)
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, error.status_code, headers=error.headers
     )
 
 

@@ -1,5 +1,6 @@
-"""A browser uploader on another origin (Uppy, tus-js-client) may call the gateway only when
-its origin is allowed, and may then read the tus headers it needs."""
+"""The gateway's HTTP edges, before any database: a browser uploader on another origin (Uppy,
+tus-js-client) is let in only when its origin is allowed, and may then read the tus headers it
+needs; the router's own refusals come in the API's error shape."""
 
 from __future__ import annotations
 
@@ -53,3 +54,16 @@ async def test_no_origin_is_let_in_unless_configured() -> None:
     async with _client("") as client:
         answer = await client.options("/v1/tus", headers={"Origin": UPPY})
         assert "Access-Control-Allow-Origin" not in answer.headers
+
+
+async def test_an_unknown_address_or_method_is_answered_in_the_apis_shape() -> None:
+    async with _client("") as client:
+        missing = await client.get("/v1/nothing-here")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "not_found"
+        wrong = await client.put("/v1/tus")
+        assert wrong.status_code == 405
+        assert wrong.json()["error"] == {
+            "code": "method_not_allowed",
+            "message": "PUT is not taken here.",
+        }
