@@ -9,7 +9,14 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from darkroom.notify.messages import email, message_id, one_line, webhook, webhook_id
+from darkroom.notify.messages import (
+    ascii_address,
+    email,
+    message_id,
+    one_line,
+    webhook,
+    webhook_id,
+)
 
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
 PAYLOAD = {
@@ -82,3 +89,18 @@ def test_a_webhook_verifies_with_a_standard_webhooks_library(secret: str) -> Non
     assert receiver.verify(fresh_body, fresh)["data"] == PAYLOAD
     with pytest.raises(WebhookVerificationError):  # a changed body does not verify
         receiver.verify(fresh_body.replace(b"drone", b"plane"), fresh)
+
+
+def test_an_address_with_a_non_ascii_domain_goes_out_in_ascii() -> None:
+    assert ascii_address("ana@ex\u00e4mple.org") == "ana@xn--exmple-cua.org"
+    assert ascii_address("ana@example.org") == "ana@example.org"
+    message = email(
+        "upload_succeeded",
+        PAYLOAD,
+        sender="darkroom@example.org",
+        recipient="ana@b\u00fccher.example",
+        message_id="<x@example.org>",
+        failed_listed=50,
+        now=NOW,
+    )
+    assert message["To"] == "ana@xn--bcher-kva.example"

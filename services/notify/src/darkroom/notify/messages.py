@@ -57,6 +57,16 @@ def one_line(text: str) -> str:
     return CONTROL.sub(" ", text).strip()[:MAX_SUBJECT]
 
 
+def ascii_address(address: str) -> str:
+    """The address with its domain in ASCII (IDNA: ana@exämple.org is ana@xn--exmple-cua.org),
+    so a relay without SMTPUTF8 takes it; a non-ASCII local part still needs SMTPUTF8."""
+    local, _, domain = address.rpartition("@")
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address
+
+
 def context(payload: dict[str, Any], failed_listed: int) -> dict[str, Any]:
     failed = payload.get("failed", [])
     return {
@@ -86,7 +96,7 @@ def email(
         subject = SUBJECTS[template].format(view_name=one_line(payload["view_name"]))
     message = EmailMessage()
     message["From"] = formataddr(("Darkroom", sender))
-    message["To"] = recipient
+    message["To"] = ascii_address(recipient)
     message["Subject"] = subject
     message["Message-ID"] = message_id
     message["Date"] = format_datetime(now)
