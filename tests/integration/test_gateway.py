@@ -17,8 +17,7 @@ from darkroom.common.sealing import PREFIX
 from darkroom.common.settings import CommonSettings
 from darkroom.ingest.admin import project as project_with_admin
 from darkroom.ingest.admin import reseal
-from darkroom.ingest.app import STALLED_AFTER
-from darkroom.ingest.store import fail_stalled
+from darkroom.ingest.store import STALLED_AFTER, fail_stalled
 
 from .backbone import eventually, read_topic
 from .gateway import PNG, Gateway, jpeg, sha

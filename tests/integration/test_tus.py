@@ -309,6 +309,33 @@ async def test_expired_uploads_are_cleaned_from_s3_and_the_database(gateway: Gat
     assert await gateway.runtime.db.pool.fetchval("SELECT count(*) FROM tus_uploads") == 0
 
 
+async def test_a_resumable_upload_left_idle_does_not_hold_its_session_back(
+    gateway: Gateway,
+) -> None:
+    """A tus upload whose client went away (no bytes for STALLED_AFTER) fails its file when the
+    session is submitted, and is cleaned away; one that moved recently still holds the
+    submit back."""
+    data = big_jpeg(10 * MB, variant=8)
+    project, session, file_id = await registered(gateway, data)
+    async with gateway.client(project.uploader) as client:
+        url = await create(client, session, file_id, len(data))
+        assert (await patch(client, url, 0, data[: 9 * MB])).status_code == 204
+        submit = f"/v1/sessions/{session}/submit"
+        assert error(await client.post(submit), 409) == "uploads_in_progress"  # moved just now
+        await gateway.runtime.db.pool.execute(  # as if its client had gone twenty minutes ago
+            "UPDATE files SET updated_at = now() - interval '20 minutes' WHERE id = $1",
+            uuid.UUID(file_id),
+        )
+        assert (await client.post(submit)).status_code == 200
+        state = await file_state(client, session, file_id)
+        assert (state["status"], state["code"]) == ("failed", "upload_abandoned")
+        assert error(await patch(client, url, 9 * MB, data[9 * MB :]), 410) == "upload_expired"
+        assert await clean_expired(gateway.runtime) == 1
+        state = await file_state(client, session, file_id)
+    assert (state["status"], state["code"]) == ("failed", "upload_abandoned")  # said once
+    assert await _leftovers(gateway, url) == []
+
+
 async def _leftovers(gateway: Gateway, url: str) -> list[str]:
     """The objects a discarded tus upload could have left (its tails)."""
     client = gateway.runtime.blobs._client

@@ -696,6 +696,7 @@ async def submit(session_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) 
         session = await store.session_for_update(tx, session_id)
         assert session is not None
         require_open(session)
+        await store.abandon_idle_tus(tx, session_id, idle_seconds=store.STALLED_AFTER)
         if await tx.fetchval(
             "SELECT count(*) FROM files WHERE session_id = $1 AND status = 'uploading'", session_id
         ):

@@ -12,9 +12,6 @@ from darkroom.common.sealing import Sealer
 from darkroom.common.settings import IngestSettings
 from darkroom.ingest import api, catalog, processing, store, tus
 
-STALLED_AFTER = 15 * 60
-"""Seconds without progress after which a plain upload is failed (its client or process died)."""
-
 
 def create_runtime(settings: IngestSettings | None = None) -> Runtime:
     settings = settings or IngestSettings()
@@ -37,7 +34,7 @@ def create_runtime(settings: IngestSettings | None = None) -> Runtime:
     runtime.every(
         60,
         "stalled-uploads",
-        lambda: store.fail_stalled(runtime.db.pool, idle_seconds=STALLED_AFTER),
+        lambda: store.fail_stalled(runtime.db.pool, idle_seconds=store.STALLED_AFTER),
     )
     for step in processing.STEPS:
 

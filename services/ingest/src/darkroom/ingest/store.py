@@ -331,6 +331,32 @@ async def skip_as_duplicate(
     )
 
 
+STALLED_AFTER = 15 * 60
+"""Seconds without progress after which an upload is taken for given up: a plain one by the
+periodic sweep (its client or process died), a resumable one when its session is submitted."""
+
+
+async def abandon_idle_tus(tx: Transaction, session_id: uuid.UUID, *, idle_seconds: int) -> int:
+    """Resumable uploads of a session being submitted that no request writes to and that had
+    no bytes for ``idle_seconds``: their files fail, and the uploads expire now (the expiry
+    sweep removes what they stored). How many."""
+    abandoned = await tx.fetch(
+        "UPDATE tus_uploads t SET expires_at = now() FROM files f"
+        " WHERE t.session_id = $1 AND f.id = t.file_id AND f.status = 'uploading'"
+        " AND f.updated_at < now() - make_interval(secs => $2)"
+        " AND NOT coalesce(t.writing_until > now(), false) RETURNING t.file_id",
+        session_id,
+        idle_seconds,
+    )
+    await tx.execute(
+        "UPDATE files SET status = 'failed', reason_code = 'upload_abandoned',"
+        " reason = 'The resumable upload was left unfinished when the session was submitted.',"
+        " updated_at = now() WHERE id = ANY($1::uuid[])",
+        [row["file_id"] for row in abandoned],
+    )
+    return len(abandoned)
+
+
 async def fail_stalled(conn: Connection, *, idle_seconds: int) -> int:
     """Fail plain uploads that stopped making progress (their connection or process died).
 

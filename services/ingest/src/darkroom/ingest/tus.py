@@ -644,7 +644,8 @@ async def terminate(upload_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep
 async def clean_expired(runtime: Runtime) -> int:
     """Remove expired unfinished uploads from S3 and the database; their files fail."""
     rows = await runtime.db.pool.fetch(
-        "SELECT t.*, s.project_id FROM tus_uploads t JOIN sessions s ON s.id = t.session_id"
+        "SELECT t.*, s.project_id, f.attempts FROM tus_uploads t"
+        " JOIN sessions s ON s.id = t.session_id JOIN files f ON f.id = t.file_id"
         f" WHERE t.expires_at < now() AND NOT {_HELD} ORDER BY t.expires_at LIMIT 500"
     )
     for row in rows:
@@ -656,5 +657,6 @@ async def clean_expired(runtime: Runtime) -> int:
             row["file_id"],
             "upload_expired",
             "The resumable upload was not finished before it expired; upload the file again.",
+            attempt=row["attempts"],  # one failed already (abandoned at submit) stays as it is
         )
     return len(rows)

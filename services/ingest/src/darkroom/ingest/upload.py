@@ -15,7 +15,7 @@ from darkroom.ingest.policy import Policy, check_head
 PROGRESS_EVERY = 4 * 1024 * 1024
 PROGRESS_SECONDS = 60.0
 """Progress is recorded every few megabytes, and at least this often while bytes arrive: an
-upload whose progress stops for ``app.STALLED_AFTER`` is given up."""
+upload whose progress stops for ``store.STALLED_AFTER`` is given up."""
 
 
 async def judged(
