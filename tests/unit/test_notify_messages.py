@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
+from email.message import EmailMessage
 
 import pytest
 from standardwebhooks import Webhook
@@ -52,16 +53,20 @@ def test_header_text_is_one_line(text: str, safe: str) -> None:
     assert one_line(text) == safe
 
 
-def test_an_email_has_both_parts_and_no_line_break_in_its_subject() -> None:
-    message = email(
+def _email(payload: dict[str, object], recipient: str = "ana@example.org") -> EmailMessage:
+    return email(
         "upload_succeeded",
-        {**PAYLOAD, "view_name": "A\nB\x85C"},
+        payload,
         sender="darkroom@example.org",
-        recipient="ana@example.org",
+        recipient=recipient,
         message_id="<x@example.org>",
         failed_listed=50,
         now=NOW,
     )
+
+
+def test_an_email_has_both_parts_and_no_line_break_in_its_subject() -> None:
+    message = _email({**PAYLOAD, "view_name": "A\nB\x85C"})
     assert message["Subject"] == "Upload received: A B C"
     assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
 
@@ -94,13 +99,5 @@ def test_a_webhook_verifies_with_a_standard_webhooks_library(secret: str) -> Non
 def test_an_address_with_a_non_ascii_domain_goes_out_in_ascii() -> None:
     assert ascii_address("ana@ex\u00e4mple.org") == "ana@xn--exmple-cua.org"
     assert ascii_address("ana@example.org") == "ana@example.org"
-    message = email(
-        "upload_succeeded",
-        PAYLOAD,
-        sender="darkroom@example.org",
-        recipient="ana@b\u00fccher.example",
-        message_id="<x@example.org>",
-        failed_listed=50,
-        now=NOW,
-    )
+    message = _email(PAYLOAD, recipient="ana@b\u00fccher.example")
     assert message["To"] == "ana@xn--bcher-kva.example"

@@ -103,7 +103,7 @@ def install(runtime: Runtime) -> None:
 
 
 def _headers(**extra: str) -> dict[str, str]:
-    return {"Tus-Resumable": VERSION, "Cache-Control": "no-store", **extra}
+    return {"Cache-Control": "no-store", **extra}  # Tus-Resumable: _TusRoute adds it
 
 
 def _expires(moment: datetime) -> str:
