@@ -79,6 +79,14 @@ def jpeg(variant: int = 0) -> bytes:
     return data + variant.to_bytes(4, "big") if variant else data
 
 
+def big_jpeg(size: int, variant: int = 1) -> bytes:
+    """A real camera JPEG padded to ``size`` bytes (the padding follows the image's end)."""
+    head = jpeg(variant)
+    return (
+        head + bytes(range(256)) * ((size - len(head)) // 256) + b"\0" * ((size - len(head)) % 256)
+    )
+
+
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

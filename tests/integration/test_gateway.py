@@ -20,7 +20,7 @@ from darkroom.ingest.admin import reseal
 from darkroom.ingest.store import STALLED_AFTER, fail_stalled
 
 from .backbone import eventually, read_topic
-from .gateway import PNG, Gateway, jpeg, sha
+from .gateway import PNG, Gateway, big_jpeg, jpeg, sha
 
 MB = 1024 * 1024
 
@@ -306,6 +306,13 @@ async def test_size_limits_are_enforced_before_and_while_bytes_arrive(gateway: G
         )
         # and it can be sent again, whole
         assert (await put(client, session, small, jpeg())).status_code == 200
+
+        # The API's cap on a request body is not a file's: a 6 MB photo goes up whole.
+        photo = big_jpeg(6 * MB)
+        large = (await add(client, session, {"path": "large.jpg", "size": len(photo)}))["files"]
+        sent = await put(client, session, large[0]["id"], photo)
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["sha256"] == sha(photo)
 
 
 async def test_content_must_match_the_name_and_capture_needs_exif(gateway: Gateway) -> None:

@@ -17,19 +17,11 @@ from tusclient.client import TusClient
 from darkroom.ingest import tus
 from darkroom.ingest.tus import clean_expired
 
-from .gateway import PNG, Gateway, jpeg, sha
+from .gateway import PNG, Gateway, big_jpeg, sha
 from .test_gateway import Project, add, error, new_project, new_session
 
 MB = 1024 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}
-
-
-def big_jpeg(size: int, variant: int = 1) -> bytes:
-    """A real camera JPEG padded to ``size`` bytes (the padding follows the image's end)."""
-    head = jpeg(variant)
-    return (
-        head + bytes(range(256)) * ((size - len(head)) // 256) + b"\0" * ((size - len(head)) % 256)
-    )
 
 
 async def registered(

@@ -1,13 +1,17 @@
 """The gateway's HTTP edges, before any database: a browser uploader on another origin (Uppy,
 tus-js-client) is let in only when its origin is allowed, and may then read the tus headers it
-needs; the router's own refusals come in the API's error shape."""
+needs; the router's own refusals come in the API's error shape; a body too large for its
+address is cut off as it streams in."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 import httpx
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
+from darkroom.common.runtime import MAX_BODY_BYTES
 from darkroom.common.settings import IngestSettings
 from darkroom.ingest.app import create_runtime
 
@@ -67,3 +71,23 @@ async def test_an_unknown_address_or_method_is_answered_in_the_apis_shape() -> N
             "code": "method_not_allowed",
             "message": "PUT is not taken here.",
         }
+
+
+async def test_a_json_body_over_the_cap_is_refused_before_it_is_read_whole() -> None:
+    batch = "/v1/sessions/00000000-0000-0000-0000-000000000001/files"
+    too_large = b'{"files": [' + b" " * MAX_BODY_BYTES + b"]}"
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
+        for start in range(0, len(too_large), 64 * 1024):
+            yield too_large[start : start + 64 * 1024]
+
+    async with _client("") as client:
+        declared = await client.post(batch, content=too_large)
+        streamed = await client.post(batch, content=chunked())
+        within = await client.post(batch, content=b'{"files": []}')
+    # Refused from its Content-Length before a byte is read: Starlette's own answer.
+    assert (declared.status_code, declared.text) == (413, "Content Too Large")
+    assert streamed.status_code == 413
+    assert streamed.json()["error"]["code"] == "body_too_large"
+    assert f"at most {MAX_BODY_BYTES:,} bytes" in streamed.json()["error"]["message"]
+    assert within.status_code == 401  # read whole, then refused for its missing key

@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 3600
 KEEP_DAYS = 14
 """Inbox and sent outbox rows are kept twice Kafka's default retention of 7 days."""
+MAX_BODY_BYTES = 4 * 1024 * 1024
+"""The largest request body any service's API reads, unless a route sets its own (the
+gateway's uploads): cut off with a 413 as it streams in, or at once from its Content-Length.
+The largest valid request, a batch of 100 files with 1,024-character paths written as JSON
+escapes, is ~1.3 MB."""
 
 
 class Runtime:
@@ -69,7 +74,11 @@ class Runtime:
             ("housekeeping", HOUSEKEEPING_SECONDS, lambda: purge(self.db, keep_days=KEEP_DAYS))
         ]
         self.started = False
-        self.app = FastAPI(title=f"darkroom-{self.service}", lifespan=self._lifespan)
+        self.app = FastAPI(
+            title=f"darkroom-{self.service}",
+            lifespan=self._lifespan,
+            max_body_size=MAX_BODY_BYTES,
+        )
         self.app.add_api_route("/healthz", self._healthz, methods=["GET"], tags=["health"])
         self.app.add_api_route("/readyz", self._readyz, methods=["GET"], tags=["health"])
         telemetry.instrument(self.app, self.tracer_provider)

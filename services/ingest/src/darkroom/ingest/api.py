@@ -22,7 +22,7 @@ from darkroom.common.events import (
     MediaUploaded,
     SessionSubmitted,
 )
-from darkroom.common.runtime import Runtime
+from darkroom.common.runtime import MAX_BODY_BYTES, Runtime
 from darkroom.common.sealing import Sealer
 from darkroom.ingest import schemas, store
 from darkroom.ingest.content import Family, content_type
@@ -30,6 +30,7 @@ from darkroom.ingest.errors import Refused, not_found
 from darkroom.ingest.keys import Caller, Role, digest, new_secret
 from darkroom.ingest.paths import UnsafePath, extension, normalise
 from darkroom.ingest.policy import (
+    LARGEST_UPLOAD,
     POLICIES,
     Limits,
     Policy,
@@ -68,6 +69,12 @@ async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
         code, message = "not_found", "There is nothing at this address."
     elif error.status_code == 405:
         code, message = "method_not_allowed", f"{request.method} is not taken here."
+    elif error.status_code == 413:
+        code, message = (
+            "body_too_large",
+            f"The request body is too large: the API's requests take at most"
+            f" {MAX_BODY_BYTES:,} bytes (a file's bytes go to its own upload address).",
+        )
     else:
         code, message = "http_error", str(error.detail)
     return JSONResponse(
@@ -567,7 +574,11 @@ def require_open(session: asyncpg.Record) -> None:
         )
 
 
-@router.put("/sessions/{session_id}/files/{file_id}/content", response_model=schemas.File)
+@router.put(
+    "/sessions/{session_id}/files/{file_id}/content",
+    response_model=schemas.File,
+    max_body_size=LARGEST_UPLOAD,
+)
 async def upload_content(
     session_id: uuid.UUID,
     file_id: uuid.UUID,

@@ -51,6 +51,10 @@ POLICIES = {
     ),
 }
 
+LARGEST_UPLOAD = max(policy.max_bytes for policy in POLICIES.values())
+"""The body cap of the routes that take a file's bytes; each file's own, lower limits are
+checked as its bytes arrive."""
+
 
 @dataclass(frozen=True)
 class Limits:

@@ -48,7 +48,7 @@ from darkroom.ingest.api import (
 from darkroom.ingest.content import HEAD_BYTES, Family
 from darkroom.ingest.errors import Refused, not_found
 from darkroom.ingest.keys import Role
-from darkroom.ingest.policy import POLICIES, check_head
+from darkroom.ingest.policy import LARGEST_UPLOAD, POLICIES, check_head
 
 VERSION = "1.0.0"
 EXPOSED = (
@@ -334,7 +334,7 @@ def _checksum(header: str | None) -> tuple[str, bytes] | None:
         raise Refused("invalid_checksum", "Upload-Checksum's value is not base64.", 400) from None
 
 
-@router.patch("/{upload_id}")
+@router.patch("/{upload_id}", max_body_size=LARGEST_UPLOAD)
 async def append(
     upload_id: uuid.UUID,
     request: Request,
