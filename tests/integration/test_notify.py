@@ -13,6 +13,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
+import asyncpg
 import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
@@ -78,7 +79,9 @@ class Receiver:
 
     url: str
     failures: int = 0
+    delay: float = 0.0
     calls: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
     received: list[dict[str, Any]] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
 
@@ -101,6 +104,8 @@ async def receiver() -> AsyncIterator[Receiver]:
     @app.post("/hook")
     async def hook(request: Request) -> Response:
         state.calls += 1
+        state.arrived.set()
+        await asyncio.sleep(state.delay)
         if state.calls <= state.failures:
             return Response(status_code=500)
         body = await request.body()
@@ -355,6 +360,29 @@ async def test_a_webhook_is_signed_and_arrives_once_its_receiver_recovers(
     assert kept == sealed and SECRET not in kept  # opened only to sign
     await asyncio.sleep(1)
     assert receiver.calls == 4 and len(set(receiver.ids)) == 1
+
+
+async def test_a_service_stopping_mid_send_records_it_and_claims_nothing_more(
+    notify: Consumer, receiver: Receiver, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, _ = smtp
+    receiver.delay = 2.0  # the webhook is still being answered when the stop comes
+    runtime = notify.replicas[0]
+    sealed = Sealer(notify_settings(notify).sealing_keys).seal(SECRET)
+    await notify.send(
+        submitted(recipients=[], webhooks=[WebhookTarget(url=receiver.url, secret=sealed)])
+    )
+    await asyncio.wait_for(receiver.arrived.wait(), timeout=30)
+    await runtime.stop()  # as on SIGTERM: the send in flight ends, and is recorded
+    notify.replicas.remove(runtime)
+    assert receiver.received and receiver.calls == 1
+    db = await asyncpg.connect(runtime.settings.database_url)
+    try:
+        rows = await db.fetch("SELECT kind, state FROM deliveries")
+    finally:
+        await db.close()
+    assert {row["kind"]: row["state"] for row in rows} == {"email": "sent", "webhook": "sent"}
+    assert len(inbox.to("ana@example.org")) == 1
 
 
 async def test_a_webhook_whose_secret_no_key_opens_is_not_sent_and_says_why(

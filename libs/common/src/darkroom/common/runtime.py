@@ -4,7 +4,8 @@ Every service builds one ``Runtime`` in its ``app.py``, registers its subscriber
 ``runtime.broker``, and serves ``runtime.app``. Start: connect to PostgreSQL (retrying until
 it answers), migrate, create topics and buckets, start the consumers and the outbox relay.
 SIGTERM: uvicorn runs the lifespan's exit, which stops the consumers after their in-flight
-messages (``shutdown_grace_seconds``), then the relay and the pool.
+messages and lets each periodic job end the round it is in, both within
+``shutdown_grace_seconds``; then the relay and the pool.
 """
 
 from __future__ import annotations
@@ -68,12 +69,16 @@ class Runtime:
         )
         self._document_publishers()
         self._migrations = ("darkroom.common", *migrations)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._relay: asyncio.Task[None] | None = None
+        self._rounds: list[asyncio.Task[None]] = []
         self._releases: list[Callable[[], object]] = []
         self._jobs: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
             ("housekeeping", HOUSEKEEPING_SECONDS, lambda: purge(self.db, keep_days=KEEP_DAYS))
         ]
         self.started = False
+        self.stopping = asyncio.Event()
+        """Set as the service stops: a periodic job ends its round, and a long one (the
+        notify dispatcher's) claims no more work."""
         self.app = FastAPI(
             title=f"darkroom-{self.service}",
             lifespan=self._lifespan,
@@ -113,9 +118,10 @@ class Runtime:
             ),
         )
         await self.broker.start()
-        self._tasks = [asyncio.create_task(self.relay.run(), name="outbox-relay")]
-        self._tasks += [
-            asyncio.create_task(_repeat(seconds, job), name=name)
+        self.stopping.clear()
+        self._relay = asyncio.create_task(self.relay.run(), name="outbox-relay")
+        self._rounds = [
+            asyncio.create_task(_repeat(seconds, job, self.stopping), name=name)
             for name, seconds, job in self._jobs
         ]
         self.started = True
@@ -123,12 +129,16 @@ class Runtime:
 
     async def stop(self) -> None:
         self.started = False
-        await self.broker.stop()  # waits for in-flight handlers, up to graceful_timeout
+        self.stopping.set()
+        await asyncio.gather(
+            self.broker.stop(),  # waits for in-flight handlers, up to graceful_timeout
+            drain(self._rounds, self.settings.shutdown_grace_seconds),
+        )
         for release in self._releases:
             await asyncio.to_thread(release)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._relay is not None:  # what it has not published, the next start publishes
+            self._relay.cancel()
+            await asyncio.gather(self._relay, return_exceptions=True)
         await self.db.close()
         self.tracer_provider.shutdown()  # flushes this process's last spans
         log.info("%s stopped", self.service)
@@ -178,9 +188,12 @@ class Runtime:
         )
 
 
-async def _repeat(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
-    """Run a periodic job, untraced; a failed round is logged and the next one comes."""
-    while True:
+async def _repeat(
+    seconds: float, job: Callable[[], Awaitable[object]], stopping: asyncio.Event
+) -> None:
+    """Run a periodic job, untraced, until ``stopping``; a failed round is logged and the next
+    one comes."""
+    while not stopping.is_set():
         try:
             with suppress_instrumentation():
                 await job()
@@ -188,7 +201,19 @@ async def _repeat(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
             log.warning("periodic job %s: %s; trying again next round", job, exc)
         except Exception:
             log.exception("periodic job %s failed", job)
-        await asyncio.sleep(seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), seconds)
+
+
+async def drain(tasks: list[asyncio.Task[None]], grace: float) -> None:
+    """Let ``tasks`` end by themselves within ``grace`` seconds; cancel those still running."""
+    if not tasks:
+        return
+    _, running = await asyncio.wait(tasks, timeout=grace)
+    for task in running:
+        log.warning("%s did not end within %.0f s of the stop; cancelled", task.get_name(), grace)
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _check(probe: Callable[[], Awaitable[Any]]) -> str:

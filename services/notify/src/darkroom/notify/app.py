@@ -25,7 +25,7 @@ def create_runtime(settings: NotifySettings | None = None) -> Runtime:
         await on_processed(event, tx, settings)
 
     async def send_due() -> None:
-        await dispatch(runtime.db, settings, sealer)
+        await dispatch(runtime.db, settings, sealer, until=runtime.stopping)
 
     runtime.every(settings.dispatch_interval_seconds, "dispatch", send_due)
     return runtime

@@ -93,16 +93,21 @@ async def _owe(
         )
 
 
-async def dispatch(db: Database, settings: NotifySettings, sealer: Sealer) -> int:
-    """Send every notification due now; returns how many were attempted."""
+async def dispatch(
+    db: Database, settings: NotifySettings, sealer: Sealer, until: asyncio.Event | None = None
+) -> int:
+    """Send every notification due now, or until ``until`` is set (the service stopping: the
+    batch in hand is sent and recorded, no other is claimed); returns how many were attempted."""
     attempted = 0
     limit = asyncio.Semaphore(AT_ONCE)
     # No proxy from the environment: requests go to the address targets.pinned checked.
     async with httpx.AsyncClient(
         timeout=settings.webhook_timeout_seconds, trust_env=False, follow_redirects=False
     ) as client:
-        while due := await store.claim(
-            db, BATCH, timedelta(seconds=settings.unconfirmed_after_seconds)
+        while not (until and until.is_set()) and (
+            due := await store.claim(
+                db, BATCH, timedelta(seconds=settings.unconfirmed_after_seconds)
+            )
         ):
 
             async def one(delivery: Delivery) -> None:
