@@ -39,6 +39,9 @@ PID_FILE = RUN / "supervise.pid"
 
 # Each service and the default port of its HTTP server (/healthz, /readyz; the gateway's API).
 SERVICES = {"ingest": 8000, "metadata": 8001, "dedup": 8002, "tagging": 8003, "notify": 8004}
+# The services that hold webhook secrets (their settings are SealingSettings): only they are
+# given the sealing key, as in compose.yaml and deploy/k8s.
+SEALING = {"ingest", "notify"}
 INFRASTRUCTURE = {"Kafka": 9092, "PostgreSQL": 5432, "S3": 9000}
 INFRASTRUCTURE_TIMEOUT = 120.0
 FIRST_BACKOFF, MAX_BACKOFF = 1.0, 30.0
@@ -110,14 +113,17 @@ class Service:
             log.flush()
             # A session of its own: Ctrl-C reaches the supervisor only, which stops each
             # service once, with SIGTERM.
+            env = {
+                **SERVICE_ENV,
+                **os.environ,
+                f"DARKROOM_{self.module.upper()}_HTTP_PORT": str(self.port),
+            }
+            if self.module not in SEALING:
+                env.pop("DARKROOM_SEALING_KEYS", None)
             self.process = subprocess.Popen(  # noqa: S603 (a fixed command)
                 [sys.executable, "-m", f"darkroom.{self.module}"],
                 cwd=ROOT,
-                env={
-                    **SERVICE_ENV,
-                    **os.environ,
-                    f"DARKROOM_{self.module.upper()}_HTTP_PORT": str(self.port),
-                },
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -8,9 +8,11 @@ credentials, consumer groups). Each check is one row per service where it can be
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -28,6 +30,7 @@ from darkroom.common.settings import (
     IngestSettings,
     MetadataSettings,
     NotifySettings,
+    SealingSettings,
     ServiceSettings,
     TaggingSettings,
     env_names,
@@ -301,6 +304,19 @@ def test_compose_service_is_supervised(svc: Service) -> None:
         assert condition == "service_healthy", f"{svc.name} starts before {dependency} is up"
     grace = default(svc.settings, "DARKROOM_SHUTDOWN_GRACE_SECONDS")
     assert seconds(service["stop_grace_period"]) > grace, "SIGKILL would cut the drain short"
+
+
+def test_the_local_stack_hands_the_sealing_key_only_to_the_services_that_seal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = importlib.util.spec_from_file_location("supervise", ROOT / "deploy/local/supervise.py")
+    assert spec is not None and spec.loader is not None
+    supervise = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "supervise", supervise)  # its dataclasses look it up
+    spec.loader.exec_module(supervise)
+    sealing = {svc.name for svc in SERVICES if issubclass(svc.settings, SealingSettings)}
+    assert sealing == supervise.SEALING
+    assert {svc.name for svc in SERVICES if "DARKROOM_SEALING_KEYS" in svc.required} == sealing
 
 
 @by_name(SERVICES)
