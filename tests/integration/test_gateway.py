@@ -15,6 +15,7 @@ import pytest
 from bench.dedup_set import without_exif
 from darkroom.common.sealing import PREFIX
 from darkroom.common.settings import CommonSettings
+from darkroom.ingest import api
 from darkroom.ingest.admin import project as project_with_admin
 from darkroom.ingest.admin import reseal
 from darkroom.ingest.store import STALLED_AFTER, fail_stalled
@@ -634,6 +635,41 @@ async def test_a_file_the_policy_refuses_is_kept_as_failed_with_its_reason(
         submitted = (await client.post(f"/v1/sessions/{session}/submit")).json()
         # sent: good.jpg; failed: notes.txt (refused) and big.jpg (never sent)
         assert (submitted["sent"], submitted["failed"]) == (1, 2)
+
+
+async def test_a_session_keeps_a_bounded_number_of_refused_and_skipped_files(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api, "MAX_SET_ASIDE", 3)  # 3,000 in service: the rule, made cheap
+    project = await new_project(gateway)
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        first = await add(
+            client,
+            session,
+            {"path": "a.jpg", "size": len(jpeg()), "sha256": sha(jpeg())},
+            {"path": "a.cr2", "size": 10},
+            {"path": "copy.jpg", "size": len(jpeg()), "sha256": sha(jpeg())},
+        )
+        assert [f["status"] for f in first["files"]] == ["queued", "refused", "skipped_duplicate"]
+        more = await add(
+            client,
+            session,
+            {"path": "b.cr2", "size": 10},
+            {"path": "c.cr2", "size": 10},
+            {"path": "a.cr2", "size": 11},  # replaces the refused row at its path: no room taken
+            {"path": "b.jpg", "size": len(jpeg(1))},
+        )
+        answers = [(f["status"], f["code"], f["id"] is not None) for f in more["files"]]
+        assert answers == [
+            ("refused", "unsupported_type", True),  # the third set aside
+            ("refused", "unsupported_type", False),  # answered, not kept
+            ("refused", "unsupported_type", True),
+            ("queued", None, True),  # room for the files it takes is not touched
+        ]
+        assert "keeps at most 3 refused or skipped files" in more["files"][1]["message"]
+        shown = (await client.get(f"/v1/sessions/{session}")).json()["files"]
+        assert sorted(f["path"] for f in shown) == ["a.cr2", "a.jpg", "b.cr2", "b.jpg", "copy.jpg"]
 
 
 async def test_the_bootstrap_command_makes_a_usable_project_and_admin_key(

@@ -41,6 +41,9 @@ from darkroom.ingest.policy import (
 from darkroom.ingest.upload import judged, reported
 
 MAX_BATCH = 100
+MAX_SET_ASIDE = 3000
+"""Files a session keeps as refused or skipped (twice its largest count: a camera's folder of
+JPEGs with a RAW file beside each fits); past it they are answered, not kept."""
 SOURCE = "darkroom/ingest"
 
 router = APIRouter(prefix="/v1")
@@ -501,9 +504,19 @@ async def add_batch(
                 f"session to {held + planned_bytes:,}. Start a new session for the rest.",
                 409,
             )
+        set_aside = len(existing) - len(kept)
+        refused_paths = {f["relative_path"] for f in existing if f["refused"]}
         for entry, kept_in_session in planned:
             if not kept_in_session:
                 continue
+            if entry.status != "queued" and entry.path not in refused_paths:
+                if set_aside >= MAX_SET_ASIDE:
+                    entry.message = (
+                        f"{entry.message} Not kept in the session: it keeps at most"
+                        f" {MAX_SET_ASIDE:,} refused or skipped files."
+                    )
+                    continue
+                set_aside += 1
             entry.id = uuid.uuid4()
             item = body.files[entry.index]
             refused = entry.status == "refused"
