@@ -260,6 +260,37 @@ async def test_a_refused_address_is_recorded_and_the_others_still_get_theirs(
     assert row["attempts"] == 1 and "No such user" in row["last_error"]  # 5xx: not retried
 
 
+async def test_a_non_ascii_address_goes_by_smtputf8_or_fails_at_once_and_says_why(
+    notify: Consumer, smtp: tuple[Inbox, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox, _ = smtp  # aiosmtpd offers SMTPUTF8
+    await notify.send(submitted(recipients=["j\u00fcrgen@example.org"]))
+    [message] = await eventually(lambda: _only(inbox, "j\u00fcrgen@example.org"))
+    assert message["To"] == "j\u00fcrgen@example.org"
+
+    plain, port = Inbox(), free_port()
+    relay = Controller(plain, hostname="127.0.0.1", port=port, enable_SMTPUTF8=False)
+    relay.start()
+    try:
+        monkeypatch.setattr(notify_settings(notify), "smtp_port", port)
+        await notify.send(submitted(recipients=["j\u00f6rg@example.org", "ops@example.org"]))
+        await eventually(lambda: _count(plain, 2))  # ops and the uploader
+        db = notify.replicas[0].db
+
+        async def failed() -> Any:
+            return await db.pool.fetchrow(
+                "SELECT attempts, last_error FROM deliveries"
+                " WHERE recipient = 'j\u00f6rg@example.org' AND state = 'failed'"
+            )
+
+        row = await eventually(failed)
+    finally:
+        relay.stop()
+    assert row["attempts"] == 1  # never deliverable through this relay: not retried for days
+    assert "SMTPUTF8" in row["last_error"] and "ASCII" in row["last_error"]
+    assert not plain.to("j\u00f6rg@example.org")
+
+
 async def test_the_processing_email_tells_what_was_found(
     notify: Consumer, smtp: tuple[Inbox, int]
 ) -> None:

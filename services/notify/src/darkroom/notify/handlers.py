@@ -220,6 +220,8 @@ async def _smtp(message: object, settings: NotifySettings) -> tuple[str, str | N
         codes = [refused.code for refused in error.recipients]
         permanent = all(500 <= code < 600 for code in codes)
         return ("failed" if permanent else "retry"), f"refused: {error.recipients[0].message}"
+    except aiosmtplib.SMTPNotSupported as error:  # a non-ASCII local part, a relay without
+        return "failed", f"{error}; the address cannot be written in ASCII"  # SMTPUTF8
     except aiosmtplib.SMTPResponseException as error:
         permanent = 500 <= error.code < 600
         return ("failed" if permanent else "retry"), f"SMTP {error.code}: {error.message}"
