@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from darkroom.common.imaging import UnreadableMedia
 from darkroom.common.settings import TaggingSettings
@@ -57,6 +59,17 @@ def test_bytes_that_are_no_picture_are_refused_with_a_reason() -> None:
     with pytest.raises(UnreadableMedia) as raised:
         analyse_picture(b"not a picture", OPTIONS)
     assert raised.value.code == "unknown_image_format"
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize("side", [10_000, 20_000])  # over Pillow's limit: its warning; its error
+def test_a_picture_with_more_pixels_than_is_safe_is_refused_with_a_reason(side: int) -> None:
+    png = io.BytesIO()
+    Image.new("1", (side, side)).save(png, "PNG")  # a few kB: one bit a pixel, compressed
+    with pytest.raises(UnreadableMedia) as raised:
+        analyse_picture(png.getvalue(), OPTIONS)
+    assert raised.value.code == "image_too_large"
+    assert "more pixels than is safe" in raised.value.message
 
 
 def test_only_exposed_content_above_the_score_makes_a_picture_sensitive(

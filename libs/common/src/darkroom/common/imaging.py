@@ -7,9 +7,9 @@
   wheel ships, so nothing is downloaded at run time.
 
 Pillow's decompression-bomb guard stays on, and is stricter here: an image over
-``Image.MAX_IMAGE_PIXELS`` raises ``Image.DecompressionBombError`` even where Pillow would only
-warn. A file that is no picture raises ``UnreadableMedia``, whose code and sentence become a
-failed result.
+``Image.MAX_IMAGE_PIXELS`` is refused (``UnreadableMedia``, ``image_too_large``) even where
+Pillow would only warn. A file that is no picture raises ``UnreadableMedia`` too, whose code
+and sentence become a failed result.
 """
 
 from __future__ import annotations
@@ -115,6 +115,10 @@ def fitted(data: bytes, size: int, orientation: int | None = None) -> Image.Imag
     except UnidentifiedImageError as error:
         raise UnreadableMedia(
             "unknown_image_format", "The data is in no image format Darkroom reads."
+        ) from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise UnreadableMedia(
+            "image_too_large", f"The image has more pixels than is safe to decode ({error})"
         ) from error
     except (OSError, SyntaxError, EOFError, ValueError) as error:  # Pillow's ways of "broken"
         raise UnreadableMedia(

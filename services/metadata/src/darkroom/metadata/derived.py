@@ -42,8 +42,8 @@ def derived_images(
     ``orientation`` is the turn still to apply to the decoded pixels, as ``exif.read_image``
     tells it (``orientation_to_apply``: the one place that knows which formats Pillow or
     libheif turn themselves); read from ``data`` when not given.
-    Raises ``UnreadableMedia`` for bytes that are no image or a broken one, and
-    ``Image.DecompressionBombError`` for one with more pixels than is safe to decode.
+    Raises ``UnreadableMedia`` for bytes that are no image, a broken one, or one with more
+    pixels than is safe to decode.
     """
     if not 0 < thumbnail <= preview:
         raise ValueError(f"need 0 < thumbnail <= preview, got {thumbnail} and {preview}")

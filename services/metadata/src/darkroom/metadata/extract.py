@@ -53,8 +53,6 @@ def extract_image(data: bytes, hints: Hints) -> Extracted | Failure:
             thumbnail, preview = derived_images(data, orientation=facts.orientation_to_apply)
     except UnreadableMedia as error:
         return Failure(error.code, error.message)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return Failure("image_too_large", "The image has more pixels than is safe to decode.")
     except (OSError, ValueError, SyntaxError, EOFError) as error:  # Pillow's "broken"
         return Failure("unreadable_image", f"The image data cannot be decoded ({error}).")
     gps = facts.gps
