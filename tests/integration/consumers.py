@@ -11,7 +11,14 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
-from darkroom.common.events import Event, MediaRef, MediaUploaded, cloudevent_headers, dlq_topic
+from darkroom.common.events import (
+    Event,
+    MediaRef,
+    MediaReprocess,
+    MediaUploaded,
+    cloudevent_headers,
+    dlq_topic,
+)
 from darkroom.common.runtime import Runtime
 from darkroom.common.settings import CommonSettings, ServiceSettings
 from darkroom.common.topics import skip_backlog
@@ -28,6 +35,7 @@ class Consumer:
         self.make = make
         self.results = results
         self.replicas: list[Runtime] = []
+        self.uploaded: dict[uuid.UUID, MediaUploaded] = {}
 
     async def start(self, replicas: int = 1) -> None:
         for _ in range(replicas):
@@ -56,20 +64,23 @@ class Consumer:
             classification="UNCLASSIFIED",
         )
         await self.replicas[0].blobs.put_bytes("originals", ref.object_key, data)
-        await self.send(
-            MediaUploaded(
-                media=ref,
-                sha256=hashlib.sha256(data).hexdigest(),
-                size=len(data),
-                content_type=content_type,
-                session_capture_date=date(2024, 5, 17),
-                project_timezone="Europe/Paris",
-                source="drone",
-                view_name="Castle",
-                uploaded_at=datetime.now(UTC),
-            )
+        self.uploaded[media_id] = MediaUploaded(
+            media=ref,
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data),
+            content_type=content_type,
+            session_capture_date=date(2024, 5, 17),
+            project_timezone="Europe/Paris",
+            source="drone",
+            view_name="Castle",
+            uploaded_at=datetime.now(UTC),
         )
+        await self.send(self.uploaded[media_id])
         return ref
+
+    async def reprocess(self, ref: MediaRef) -> None:
+        """Announce an upload again on the reprocessing lane, as a backfill does."""
+        await self.send(MediaReprocess(**self.uploaded[ref.media_id].model_dump()))
 
     async def send(self, event: Event) -> None:
         await self.replicas[0].broker.publish(

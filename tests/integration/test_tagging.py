@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -27,7 +28,7 @@ from darkroom.tagging.app import create_runtime
 from darkroom.tagging.handlers import recluster
 from tests.unit.corpus_truth import CORPUS, FACES_PEOPLE
 
-from .backbone import eventually
+from .backbone import eventually, read_topic
 from .consumers import Consumer, consumer
 
 FACES = CORPUS / "faces"
@@ -139,7 +140,9 @@ async def test_naming_one_photo_of_each_person_tags_all_their_photos(tagging: Co
         assert np.allclose(person["centroid"], mean, atol=1e-9)
 
 
-async def test_a_removed_face_stays_removed_through_re_clustering(tagging: Consumer) -> None:
+async def test_a_removed_face_stays_removed_through_re_clustering_and_reprocessing(
+    tagging: Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = uuid.uuid4()
     one = await tagging.upload(
         project, (PEOPLE / "obama" / "obama.jpg").read_bytes(), "a.jpg", ai_tagging=True
@@ -169,12 +172,71 @@ async def test_a_removed_face_stays_removed_through_re_clustering(tagging: Consu
     runtime = tagging.replicas[0]
     settings = TaggingSettings(face_distance=0.6)
     assert project in await _changed_projects(runtime.db)  # faces came and one was removed
-    await recluster(runtime.db, settings)  # what the periodic pass does
+    passes = 0
+    faces_of_project = tagging_store.faces_of_project
+
+    async def counted(*args: Any) -> Any:
+        nonlocal passes
+        passes += 1
+        return await faces_of_project(*args)
+
+    monkeypatch.setattr(tagging_store, "faces_of_project", counted)
+    # What the periodic pass does, by two replicas at once: the project is read once.
+    await asyncio.gather(recluster(runtime.db, settings), recluster(runtime.db, settings))
+    assert passes == 1
     assert project not in await _changed_projects(runtime.db)  # the next pass skips it
     final = await tagging.latest(one, two)
     assert person_tags(final[one.media_id]) == {"Barack"}
     assert person_tags(final[two.media_id]) == set()  # the user's word holds
     assert final[two.media_id]["faces"][0]["person_id"] is None
+
+    # Processed again (a backfill): its face is found again, keeps its id, and stays removed.
+    earlier = await _results(tagging, two)
+    await tagging.reprocess(two)
+    again = await eventually(lambda: _newer(tagging, two, earlier), timeout=120)
+    assert [f["face_id"] for f in again["faces"]] == [face_two["face_id"]]
+    assert again["faces"][0]["person_id"] is None and person_tags(again) == set()
+
+
+async def test_a_named_person_whose_faces_were_all_removed_takes_no_new_face(
+    tagging: Consumer,
+) -> None:
+    project = uuid.uuid4()
+    one = await tagging.upload(
+        project, (PEOPLE / "biden" / "biden.jpg").read_bytes(), "a.jpg", ai_tagging=True
+    )
+    [face] = (await tagging.latest(one, timeout=120))[one.media_id]["faces"]
+    person = uuid.UUID(face["person_id"])
+    await tagging.send(
+        TaggingCommand(project_id=project, command=NamePerson(person_id=person, name="Joe"))
+    )
+    await tagging.send(
+        TaggingCommand(project_id=project, command=RemoveFace(face_id=uuid.UUID(face["face_id"])))
+    )
+
+    async def removed() -> dict[uuid.UUID, Any] | None:
+        now = await tagging.latest(one)
+        return now if now[one.media_id]["faces"][0]["person_id"] is None else None
+
+    await eventually(removed, timeout=60)
+    # The same man's other photo: the face the user took from Joe must not make it Joe's.
+    two = await tagging.upload(
+        project, (PEOPLE / "biden" / "biden2.jpg").read_bytes(), "b.jpg", ai_tagging=True
+    )
+    [result] = (await tagging.latest(two, timeout=120)).values()
+    assert person_tags(result) == set()
+    assert result["faces"][0]["person_id"] != str(person)
+
+
+async def _results(tagging: Consumer, ref: MediaRef) -> int:
+    records = await read_topic(tagging.settings, tagging.results, 1, everything=True)
+    return sum(record.key.decode() == str(ref.media_id) for record in records)
+
+
+async def _newer(tagging: Consumer, ref: MediaRef, seen: int) -> Any:
+    if await _results(tagging, ref) <= seen:
+        return None
+    return (await tagging.latest(ref))[ref.media_id]
 
 
 async def test_merging_two_persons_tags_the_photos_of_both(

@@ -5,7 +5,8 @@ the nearest person of the project within ``face_distance`` of the face, else a n
 one — and exposed content makes it ``sensitive``. A named person's media carry
 ``person:<name>``; naming, merging or removing a face republishes every medium it touches.
 The periodic re-clustering moves only faces no user has placed, never into a person a user
-took them from, and never renames or drops a named person.
+took them from, and never renames or drops a named person; a medium processed again keeps,
+face by face, what a user said of it.
 """
 
 from __future__ import annotations
@@ -70,17 +71,26 @@ async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None
     await store.lock_project(tx, ref.project_id)
     await store.save_medium(tx, ref, tags, failure)
     if analysis is not None:
-        left = await store.drop_faces(tx, ref.media_id)  # read again: found again
+        # A medium read again (reprocessed) has its faces found again; each one found where
+        # it was before keeps its id and what a user said of it.
+        before = await store.faces_of_medium(tx, ref.media_id)
+        left = await store.drop_faces(tx, ref.media_id)
         persons = await store.persons(tx, ref.project_id)
         for found in analysis.faces:
+            earlier = _same_face(found.box, before)
             embedding = np.array(found.embedding)
-            match = _nearest(embedding, persons, None)
-            if match is not None and match[1] <= deps.settings.face_distance:
-                person_id = match[0]
+            person_id: uuid.UUID | None
+            if earlier is not None and earlier.decided:
+                person_id = earlier.person_id  # placed or removed by a user: it stays so
             else:
-                person_id = await store.new_person(tx, ref.project_id, embedding)
-                persons.append(store.Person(person_id, None, embedding))
-            await store.add_face(tx, ref, found, person_id)
+                rejected = earlier.rejected_person if earlier is not None else None
+                match = _nearest(embedding, persons, rejected)
+                if match is not None and match[1] <= deps.settings.face_distance:
+                    person_id = match[0]
+                else:
+                    person_id = await store.new_person(tx, ref.project_id, embedding)
+                    persons.append(store.Person(person_id, None, embedding))
+            await store.add_face(tx, ref, found, person_id, earlier)
         for person_id in left:
             await store.refresh_person(tx, person_id)
         if analysis.faces or left:
@@ -137,6 +147,8 @@ async def recluster(db: Database, settings: TaggingSettings) -> None:
     for project_id in projects:
         async with db.transaction() as tx:
             await store.lock_project(tx, project_id)
+            if not await store.still_changed(tx, project_id):
+                continue
             persons = await store.persons(tx, project_id)
             centroids = {p.person_id: p.centroid for p in persons}
             moved: dict[uuid.UUID, list[uuid.UUID]] = {}
@@ -165,6 +177,32 @@ async def recluster(db: Database, settings: TaggingSettings) -> None:
             await store.clustered(tx, project_id)
             if affected:
                 log.info("re-clustered", extra={"project_id": project_id, "media": len(affected)})
+
+
+SAME_FACE = 0.5
+"""Boxes overlapping this much (intersection over union) are one face found again."""
+
+
+def _same_face(
+    box: tuple[float, float, float, float], earlier: list[store.StoredFace]
+) -> store.StoredFace | None:
+    """The face found before at this place in the picture, taken from ``earlier``."""
+    best, overlap = None, SAME_FACE
+    for face in earlier:
+        if (share := _overlap(box, face.box)) >= overlap:
+            best, overlap = face, share
+    if best is not None:
+        earlier.remove(best)
+    return best
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    both = width * height
+    return both / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - both)
 
 
 def _nearest(

@@ -66,8 +66,10 @@ async def medium(tx: Transaction, media_id: uuid.UUID) -> Any:
 
 
 async def persons(tx: Transaction, project_id: uuid.UUID) -> list[Person]:
+    """The persons a face may join: those with faces (a named one left without any has no
+    mean to be near)."""
     rows = await tx.fetch(
-        "SELECT person_id, name, centroid FROM persons WHERE project_id = $1"
+        "SELECT person_id, name, centroid FROM persons WHERE project_id = $1 AND face_count > 0"
         " ORDER BY created_at, person_id",
         project_id,
     )
@@ -91,18 +93,29 @@ async def new_person(tx: Transaction, project_id: uuid.UUID, embedding: np.ndarr
     return person_id
 
 
-async def add_face(tx: Transaction, ref: MediaRef, face: FoundFace, person_id: uuid.UUID) -> None:
-    """The face, and its person's mean moved towards it (the count and mean, not every face)."""
+async def add_face(
+    tx: Transaction,
+    ref: MediaRef,
+    face: FoundFace,
+    person_id: uuid.UUID | None,
+    earlier: StoredFace | None = None,
+) -> None:
+    """The face (the one found ``earlier`` at its place keeps its id and a user's say), and its
+    person's mean moved towards it (the count and mean, not every face)."""
     await tx.execute(
-        "INSERT INTO faces (face_id, media_id, project_id, box, embedding, person_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
-        uuid.uuid4(),
+        "INSERT INTO faces (face_id, media_id, project_id, box, embedding, person_id, decided,"
+        " rejected_person) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        earlier.face_id if earlier else uuid.uuid4(),
         ref.media_id,
         ref.project_id,
         list(face.box),
         list(face.embedding),
         person_id,
+        earlier.decided if earlier else False,
+        earlier.rejected_person if earlier else None,
     )
+    if person_id is None:
+        return
     await tx.execute(
         "UPDATE persons SET face_count = face_count + 1, centroid = ARRAY("
         " SELECT (c * face_count + e) / (face_count + 1)"
@@ -158,7 +171,8 @@ async def move_faces(
 
 async def refresh_person(tx: Transaction, person_id: uuid.UUID) -> None:
     """Its mean and count from its faces now, after faces left it or were moved (a face
-    added moves them itself); an unnamed person left without faces is dropped."""
+    added moves them itself); an unnamed person left without faces is dropped, a named one
+    kept with none (it joins no face until a user merges one into it)."""
     rows = await tx.fetch("SELECT embedding FROM faces WHERE person_id = $1", person_id)
     if rows:
         centroid = np.mean([np.array(row["embedding"]) for row in rows], axis=0)
@@ -170,6 +184,7 @@ async def refresh_person(tx: Transaction, person_id: uuid.UUID) -> None:
         )
     else:
         await tx.execute("DELETE FROM persons WHERE person_id = $1 AND name IS NULL", person_id)
+        await tx.execute("UPDATE persons SET face_count = 0 WHERE person_id = $1", person_id)
 
 
 async def name_person(tx: Transaction, person_id: uuid.UUID, name: str) -> None:
@@ -200,6 +215,16 @@ async def projects_changed(tx: Transaction) -> list[uuid.UUID]:
     """Projects whose faces changed since they were last re-clustered."""
     rows = await tx.fetch("SELECT project_id FROM cluster_changes WHERE changes > clustered")
     return [row["project_id"] for row in rows]
+
+
+async def still_changed(tx: Transaction, project_id: uuid.UUID) -> bool:
+    """Whether the project's faces changed since its last pass (asked under its lock: another
+    replica may have just re-clustered it)."""
+    return bool(
+        await tx.fetchval(
+            "SELECT changes > clustered FROM cluster_changes WHERE project_id = $1", project_id
+        )
+    )
 
 
 async def clustered(tx: Transaction, project_id: uuid.UUID) -> None:
