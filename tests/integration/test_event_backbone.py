@@ -178,3 +178,23 @@ async def test_one_replica_publishes_the_outbox_at_a_time(
         assert waiting == 3
     records = await read_topic(settings, pair.ping.topic, 3)
     assert [json.loads(r.value)["seq"] for r in records] == [1, 2, 3]
+
+
+async def test_an_event_kafka_refuses_for_its_size_is_set_aside_and_the_next_ones_leave(
+    make_runtime: Any, settings: CommonSettings, unique: str
+) -> None:
+    pair = await start_pair(make_runtime, settings, unique)
+    media_id = uuid.uuid4()
+    async with pair.producer.db.transaction() as tx:  # written as publish() would, 3 MB
+        await tx.execute(
+            "INSERT INTO outbox (topic, key, headers, payload) VALUES ($1, $2, '{}', $3)",
+            pair.ping.topic,
+            str(media_id),
+            json.dumps({"media_id": str(media_id), "seq": 0, "pad": "x" * 3_000_000}).encode(),
+        )
+    await pair.send(media_id, 1)
+    assert await eventually(pair.effects) == [(media_id, 1)]
+    row = await pair.producer.db.pool.fetchrow(
+        "SELECT published_at, refused FROM outbox ORDER BY id LIMIT 1"
+    )
+    assert row["published_at"] is not None and "larger than the maximum" in row["refused"]

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from darkroom.metadata.exif import GeoPoint, ImageFacts, UnreadableMedia, read_image
+from darkroom.metadata.exif import MAX_LABEL, GeoPoint, ImageFacts, UnreadableMedia, read_image
 from tests.unit.corpus_truth import (
     CORPUS,
     TruthRow,
@@ -530,3 +530,15 @@ def test_refused_bytes(data: bytes, code: str) -> None:
         read_image(data)
 
     assert refused.value.code == code
+
+
+def test_a_cameras_words_lose_their_control_characters_and_a_too_long_name_is_cut() -> None:
+    data = photo(  # a PNG: its eXIf chunk holds more than a JPEG's 64 kB segment
+        "PNG",
+        ifd0={0x010F: "Canon\x1b[31mRED\r\nX-Injected: 1", 0x0110: "M" * 3_000_000},
+        exif_ifd={0xA434: "\x07\x08\x1b\x7f"},  # nothing but controls: no lens
+    )
+    facts = read_image(data)
+    assert facts.make == "Canon [31mRED X-Injected: 1"
+    assert facts.model == "M" * MAX_LABEL
+    assert facts.lens is None

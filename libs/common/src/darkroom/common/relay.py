@@ -5,7 +5,9 @@ in the order they were written, so a later event for a key never overtakes an ea
 as it could if replicas published batches side by side; the others stand by and take over
 when it stops. A NOTIFY on insert wakes the relay at once and a poll is the fallback. While
 Kafka is down the batch's transaction rolls back, so nothing is marked sent that Kafka did not
-acknowledge; the relay retries with capped backoff.
+acknowledge; the relay retries with capped backoff. An event Kafka will never take (larger
+than its limit) is set aside with the reason (``outbox.refused``, an error in the log, the
+``darkroom_outbox_refused_total`` counter) so the events after it still leave.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import logging
 from typing import Any
 
+from aiokafka.errors import MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 from opentelemetry import metrics
 from opentelemetry.instrumentation.utils import suppress_instrumentation
@@ -29,6 +32,9 @@ RELAY_LOCK = 0x0DA2C701
 """The advisory lock (per database: per service) of the replica publishing its outbox now."""
 _published = metrics.get_meter("darkroom").create_counter(
     "darkroom_outbox_published_total", description="Outbox rows published to Kafka."
+)
+_refused = metrics.get_meter("darkroom").create_counter(
+    "darkroom_outbox_refused_total", description="Outbox rows Kafka refused, set aside."
 )
 
 
@@ -94,15 +100,27 @@ class OutboxRelay:
                 if not rows:
                     return 0
                 acks = [await self._send(row) for row in rows]
-                await asyncio.gather(*acks)
+                refused: dict[int, str] = {}
+                settled = await asyncio.gather(*acks, return_exceptions=True)
+                for row, ack in zip(rows, settled, strict=True):
+                    if isinstance(ack, MessageSizeTooLargeError):
+                        refused[row["id"]] = str(ack)
+                    elif isinstance(ack, BaseException):
+                        raise ack  # Kafka away, or the like: the batch goes again
                 await tx.execute(
                     "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
                     [row["id"] for row in rows],
                 )
-        _published.add(len(rows), {"service": self._service})
+                for row_id, reason in refused.items():
+                    await tx.execute("UPDATE outbox SET refused = $2 WHERE id = $1", row_id, reason)
+                    log.error("outbox row %d set aside: Kafka refuses it: %s", row_id, reason)
+        _published.add(len(rows) - len(refused), {"service": self._service})
+        if refused:
+            _refused.add(len(refused), {"service": self._service})
         return len(rows)
 
     async def _send(self, row: Any) -> asyncio.Future[Any]:
+        """The row sent on (its acknowledgement to come), or a refusal already known."""
         headers: dict[str, str] = json.loads(row["headers"])
         token = attach_trace(headers)  # the producer span continues the writer's trace
         try:
@@ -113,6 +131,10 @@ class OutboxRelay:
                 headers=headers,
                 no_confirm=True,
             )
+        except MessageSizeTooLargeError as error:  # over the producer's limit: never sent
+            refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            refused.set_exception(error)
+            return refused
         finally:
             detach_trace(token)
 

@@ -156,20 +156,26 @@ def _facts(image: Image.Image, data: bytes) -> ImageFacts:
     taken, offset = _taken(ifd0, exif_ifd, xmp, vendor) or (None, None)
     return ImageFacts(
         format=image.format or "unknown",
-        make=_first(
-            lambda: _text(ifd0.get(IFD0_MAKE)),
-            lambda: _xmp_text(xmp, "tiff", "Make"),
-            lambda: vendor.make,
+        make=_label(
+            _first(
+                lambda: _text(ifd0.get(IFD0_MAKE)),
+                lambda: _xmp_text(xmp, "tiff", "Make"),
+                lambda: vendor.make,
+            )
         ),
-        model=_first(
-            lambda: _text(ifd0.get(IFD0_MODEL)),
-            lambda: _xmp_text(xmp, "tiff", "Model"),
-            lambda: vendor.model,
+        model=_label(
+            _first(
+                lambda: _text(ifd0.get(IFD0_MODEL)),
+                lambda: _xmp_text(xmp, "tiff", "Model"),
+                lambda: vendor.model,
+            )
         ),
-        lens=_first(
-            lambda: _text(exif_ifd.get(LENS_MODEL)),
-            lambda: _xmp_text(xmp, "exifEX", "LensModel"),
-            lambda: _xmp_text(xmp, "aux", "Lens"),  # Lightroom's
+        lens=_label(
+            _first(
+                lambda: _text(exif_ifd.get(LENS_MODEL)),
+                lambda: _xmp_text(xmp, "exifEX", "LensModel"),
+                lambda: _xmp_text(xmp, "aux", "Lens"),  # Lightroom's
+            )
         ),
         orientation=orientation,
         width=width,
@@ -318,6 +324,19 @@ def _text(value: object) -> str | None:
         return None
     # EXIF text ends at its first NUL; what some cameras leave after it is padding or garbage.
     return value.split("\x00", 1)[0].strip() or None
+
+
+MAX_LABEL = 128
+"""Characters kept of a camera's make, model or lens (the longest real ones are under 64)."""
+CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def _label(text: str | None) -> str | None:
+    """A camera's own words as a label: control characters (line breaks, escapes) are spaces,
+    and a name longer than any real one is cut."""
+    if text is None:
+        return None
+    return CONTROLS.sub(" ", text).strip()[:MAX_LABEL].strip() or None
 
 
 def _taken(
