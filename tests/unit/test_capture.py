@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from timezonefinder import TimezoneFinder
 
-from darkroom.metadata.capture import OFFSET_SOURCES, capture_time
+from darkroom.metadata.capture import OFFSET_SOURCES, capture_time, video_time
 
 PARIS = (48.8566, 2.3522)
 NEW_YORK = (40.7128, -74.0060)
@@ -104,4 +104,44 @@ def test_a_zone_the_system_does_not_know_falls_back_to_the_project_zone() -> Non
 
 
 def test_every_source_is_named_in_the_product_words() -> None:
-    assert {source for *_, source in CASES} | {"session_date"} == set(OFFSET_SOURCES)
+    assert {source for *_, source in CASES} | {"session_date", "video"} == set(OFFSET_SOURCES)
+
+
+# A video states an instant (UTC): (offset it recorded, GPS, project zone, time shown, source)
+VIDEO_AT = datetime(2023, 7, 1, 16, 30, tzinfo=UTC)
+VIDEO_CASES = [
+    (hours(2), PARIS, "UTC", datetime(2023, 7, 1, 18, 30), hours(2), "video"),  # an iPhone's
+    (None, NEW_YORK, "Europe/Paris", datetime(2023, 7, 1, 12, 30), hours(-4), "gps_timezone"),
+    (None, None, "Australia/Sydney", datetime(2023, 7, 2, 2, 30), hours(10), "project_timezone"),
+    (
+        None,
+        MID_ATLANTIC,
+        "Europe/Paris",
+        datetime(2023, 7, 1, 18, 30),
+        hours(2),
+        "project_timezone",
+    ),
+]
+
+
+@pytest.mark.parametrize(("recorded", "gps", "project", "shown", "offset", "source"), VIDEO_CASES)
+def test_a_videos_instant_is_shown_where_it_was_shot_never_silently_in_utc(
+    zone_at: ZoneAt,
+    recorded: timedelta | None,
+    gps: tuple[float, float] | None,
+    project: str,
+    shown: datetime,
+    offset: timedelta,
+    source: str,
+) -> None:
+    captured, said = video_time(VIDEO_AT, recorded, gps, zone_at, project)
+    assert captured == VIDEO_AT  # the same instant
+    assert (captured.replace(tzinfo=None), captured.utcoffset(), said) == (shown, offset, source)
+    assert said in OFFSET_SOURCES
+
+
+@pytest.mark.parametrize("taken", [datetime(1, 1, 1), datetime(9999, 12, 31, 23, 30)])
+def test_a_placeholder_date_counts_as_none(zone_at: ZoneAt, taken: datetime) -> None:
+    # .NET's empty date, or the end of time: at Paris's old +00:09 year 1 is before year 1 in UTC
+    captured, source = capture_time(taken, None, None, zone_at, "Europe/Paris", SESSION)
+    assert (captured.date(), source) == (SESSION, "session_date")

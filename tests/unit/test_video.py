@@ -6,13 +6,16 @@ import csv
 import io
 import os
 import struct
-from datetime import UTC, datetime, timedelta
+import subprocess
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from imageio_ffmpeg import get_ffmpeg_exe as ffmpeg
 
 from darkroom.common.imaging import UnreadableMedia, poster_frame
-from darkroom.metadata.video import VideoFacts, parse_iso6709, read_video
+from darkroom.metadata.extract import Extracted, Hints, extract_video
+from darkroom.metadata.video import VideoFacts, _created, parse_iso6709, read_video
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 CLIP = CORPUS / "faces" / "short_hamilton_clip.mp4"  # 640x360 H.264, 10 s, no date, no place
@@ -230,3 +233,53 @@ def test_a_file_with_no_frame_has_no_poster(tmp_path: Path) -> None:
     garbage.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096))
     with pytest.raises(UnreadableMedia, match="No frame"):
         poster_frame(str(garbage), None)
+
+
+def test_a_videos_creation_time_is_told_at_the_projects_zone_not_in_utc(tmp_path: Path) -> None:
+    dated = tmp_path / "dated.mp4"
+    subprocess.run(  # the clip with a creation time (UTC, as QuickTime stores it), no place
+        [
+            ffmpeg(),
+            "-v",
+            "error",
+            "-i",
+            str(CLIP),
+            "-c",
+            "copy",
+            "-metadata",
+            "creation_time=2023-07-01T16:30:00Z",
+            str(dated),
+        ],
+        check=True,
+    )
+    result = extract_video(str(dated), Hints("Europe/Paris", date(2023, 7, 1)))
+    assert isinstance(result, Extracted)
+    assert result.captured_at.isoformat() == "2023-07-01T18:30:00+02:00"
+    assert result.offset_source == "project_timezone"
+
+
+@pytest.mark.parametrize(
+    "general",
+    [
+        {"comapplequicktimecreationdate": "0001-01-01T00:00:00+05:00"},  # before year 1 in UTC
+        {"encoded_date": "UTC 0001-01-01 00:00:00"},
+        {"encoded_date": "UTC 2023-02-30 10:00:00"},  # no such day
+    ],
+)
+def test_a_placeholder_creation_date_is_no_date(general: dict[str, str]) -> None:
+    assert _created(general) == (None, None)
+
+
+def test_a_video_whose_frames_cannot_be_decoded_keeps_what_its_container_says(
+    tmp_path: Path,
+) -> None:
+    data = bytearray(CLIP.read_bytes())
+    frames = data.find(b"mdat") + 4
+    data[frames : data.find(b"moov")] = bytes(data.find(b"moov") - frames)  # the frames: zeros
+    broken = tmp_path / "zeroed.mp4"
+    broken.write_bytes(bytes(data))
+    result = extract_video(str(broken), Hints("Europe/Paris", date(2023, 7, 1)))
+    assert isinstance(result, Extracted)
+    assert result.duration_seconds == pytest.approx(10.008, abs=0.05)
+    assert (result.width, result.height) == (640, 360)
+    assert result.thumbnail is None and result.preview is None

@@ -13,7 +13,10 @@ from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-OFFSET_SOURCES = ("exif", "gps_timezone", "project_timezone", "session_date")
+OFFSET_SOURCES = ("exif", "gps_timezone", "project_timezone", "session_date", "video")
+YEARS = range(1800, 2201)
+"""The years a capture time may fall in; a date outside them is a placeholder or garbage
+(0001-01-01 is .NET's empty date) and counts as no date."""
 
 
 def capture_time(
@@ -30,7 +33,7 @@ def capture_time(
     for it; ``zone_at(latitude, longitude)`` names the IANA zone at a position, or None (at sea).
     The wall clock is kept as the camera showed it; only the offset is chosen here.
     """
-    if facts_taken is None:
+    if facts_taken is None or facts_taken.year not in YEARS:
         midnight = datetime.combine(session_date, time(0))
         return _in_zone(midnight, project_zone), "session_date"
     if facts_offset is not None:
@@ -39,6 +42,34 @@ def capture_time(
     if zone is not None and _known_zone(zone):
         return _in_zone(facts_taken, zone), "gps_timezone"
     return _in_zone(facts_taken, project_zone), "project_timezone"
+
+
+def video_time(
+    instant: datetime,
+    recorded_offset: timedelta | None,
+    gps: tuple[float, float] | None,
+    zone_at: Callable[[float, float], str | None],
+    project_zone: str,
+) -> tuple[datetime, str]:
+    """A video's capture time, shown at the offset of where it was shot, and its source.
+
+    A video states an instant (QuickTime's creation time is UTC), not a wall clock: it is
+    kept, and told at the offset the file recorded (``video``: an iPhone's own creation
+    date), else at the zone of its GPS position, else at the project's zone.
+    """
+    if recorded_offset is not None:
+        return instant.astimezone(timezone(recorded_offset)), "video"
+    zone = zone_at(*gps) if gps is not None else None
+    if zone is not None and _known_zone(zone):
+        return _instant_in_zone(instant, zone), "gps_timezone"
+    return _instant_in_zone(instant, project_zone), "project_timezone"
+
+
+def _instant_in_zone(instant: datetime, zone: str) -> datetime:
+    local = instant.astimezone(ZoneInfo(zone))
+    offset = local.utcoffset()
+    assert offset is not None  # a ZoneInfo always has one
+    return local.replace(tzinfo=timezone(offset))
 
 
 def _in_zone(wall_clock: datetime, zone: str) -> datetime:

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from PIL import Image
 
 from darkroom.common.imaging import Failure, UnreadableMedia, poster_frame
-from darkroom.metadata.capture import capture_time
+from darkroom.metadata.capture import capture_time, video_time
 from darkroom.metadata.derived import derived_images
 from darkroom.metadata.exif import read_image
 from darkroom.metadata.place import Place, place_at, zone_at
@@ -83,14 +83,25 @@ def extract_image(data: bytes, hints: Hints) -> Extracted | Failure:
 def extract_video(path: str, hints: Hints) -> Extracted | Failure:
     try:
         facts = read_video(path)
+    except UnreadableMedia as error:
+        return Failure(error.code, error.message)
+    thumbnail: bytes | None
+    preview: bytes | None
+    try:
         thumbnail, preview = derived_images(
             poster_frame(path, facts.duration_seconds), orientation=1
         )
-    except UnreadableMedia as error:
-        return Failure(error.code, error.message)
+    except UnreadableMedia:  # frames ffmpeg cannot decode: what the container says still holds
+        thumbnail = preview = None
     gps = facts.gps
     if facts.created is not None:
-        captured_at, source = facts.created, "video"
+        captured_at, source = video_time(
+            facts.created,
+            facts.created_offset,
+            (gps[0], gps[1]) if gps else None,
+            zone_at,
+            hints.project_zone,
+        )
     else:
         captured_at, source = capture_time(
             None, None, None, zone_at, hints.project_zone, hints.session_date

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 from pymediainfo import MediaInfo
 
 from darkroom.common.imaging import UnreadableMedia
+from darkroom.metadata.capture import YEARS
 
 
 @dataclass(frozen=True)
@@ -123,20 +124,27 @@ MEDIAINFO_UTC_DATE = re.compile(
 
 
 def _created(general: dict[str, Any]) -> tuple[datetime | None, timedelta | None]:
+    """The creation instant (UTC) and the offset recorded with it; a date outside
+    ``capture.YEARS`` is none."""
     apple = general.get("comapplequicktimecreationdate")
     if isinstance(apple, str):
         try:
             moment = datetime.fromisoformat(apple.strip())
         except ValueError:
             moment = None
-        if moment is not None and moment.tzinfo is not None:
+        if moment is not None and moment.tzinfo is not None and moment.year in YEARS:
             return moment.astimezone(UTC), moment.utcoffset()
     for key in ("encoded_date", "tagged_date"):
         value = general.get(key)
         if isinstance(value, str) and "UTC" in value:
             match = MEDIAINFO_UTC_DATE.fullmatch(value.strip())
             if match is not None:
-                return datetime.fromisoformat(match[1]).replace(tzinfo=UTC), None
+                try:
+                    moment = datetime.fromisoformat(match[1])
+                except ValueError:
+                    continue
+                if moment.year in YEARS:
+                    return moment.replace(tzinfo=UTC), None
     return None, None
 
 
