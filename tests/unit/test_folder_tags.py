@@ -29,6 +29,11 @@ def test_the_seeds_example() -> None:
         ("Cafe\u0301/Caf\u00e9/x.jpg", ["Caf\u00e9"]),  # NFD and NFC: one tag, in NFC
         ("Straße/STRASSE/x.jpg", ["Straße"]),  # casefold: ß is ss
         ("Ωmega/ωMEGA/x.jpg", ["Ωmega"]),
+        (
+            "\u0391\u0390\u03b4\u03b1/\u0391\u03aa\u0301\u0394\u0391/x.jpg",
+            ["\u0391\u0390\u03b4\u03b1"],
+        ),  # ΐ folds apart
+        ("Stra\u00dfe\u0301/STRASSE\u0301/x.jpg", ["Stra\u00df\u00e9"]),  # ß, then an accent
         ("Paris/P\u0430ris/x.jpg", ["Paris", "P\u0430ris"]),  # a Cyrillic a: another name
         ("日本/東京/x.jpg", ["日本", "東京"]),
         ("v1.2/.hidden/x.jpg", ["v1.2", ".hidden"]),  # dots inside names stay

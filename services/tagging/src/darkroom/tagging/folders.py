@@ -28,9 +28,15 @@ def _distinct(parts: list[str]) -> list[str]:
     kept = []
     for part in parts:
         name = unicodedata.normalize("NFC", part).strip()
-        folded = name.casefold()
+        folded = _caseless(name)
         if name in ("", ".") or folded in seen:
             continue
         seen.add(folded)
         kept.append(name)
     return kept
+
+
+def _caseless(text: str) -> str:
+    """Unicode's canonical caseless form: case folded between decompositions, so that accents
+    folding apart (Greek ΐ against Ϊ́) compare as one."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", text).casefold())
