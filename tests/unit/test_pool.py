@@ -1,5 +1,5 @@
-"""The worker pool: a file past its time limit fails alone, a crash fails, and a file that waits
-for a free process is not charged for the wait."""
+"""The worker pool: a file past its time limit, or crashing its process, fails alone, and a file
+that waits for a free process is not charged for the wait."""
 
 from __future__ import annotations
 
@@ -46,16 +46,31 @@ async def test_a_file_past_its_time_limit_fails_alone(pool: WorkerPool) -> None:
         pool.close()
 
 
-async def test_a_file_that_crashes_its_process_fails_and_the_pool_goes_on(
+async def test_a_file_that_crashes_its_process_fails_and_the_one_beside_it_does_not(
     pool: WorkerPool,
 ) -> None:
+    async def beside() -> int:
+        await asyncio.sleep(0.5)  # running when the other crashes the pool
+        return await pool.run(_slow_sum, [1, 2, 3])
+
     try:
-        with pytest.raises(WorkFailed) as failed:
-            await pool.run(os._exit, 3)
-        assert failed.value.code == "test_crashed"
+        await asyncio.gather(*(pool.run(time.sleep, 0.2) for _ in range(2)))  # both are up
+        crashed, other = await asyncio.gather(_crash_later(pool), beside(), return_exceptions=True)
+        assert isinstance(crashed, WorkFailed) and crashed.code == "test_crashed"
+        assert other == 6  # cut short by the crash, worked on again alone
         assert await pool.run(sum, [1, 2, 3]) == 6
     finally:
         pool.close()
+
+
+async def _crash_later(pool: WorkerPool) -> None:
+    await asyncio.sleep(1)
+    await pool.run(os._exit, 3)
+
+
+def _slow_sum(numbers: list[int]) -> int:
+    time.sleep(2)
+    return sum(numbers)
 
 
 async def test_the_time_limit_starts_when_a_process_is_free() -> None:

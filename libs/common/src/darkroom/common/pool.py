@@ -3,8 +3,9 @@
 CPU work never blocks the event loop, several files are worked on in parallel (``workers``),
 and a file whose work passes the time limit fails alone: the pool that held it is replaced, so
 a stuck decoder cannot stall the consumer, and a file cut short beside it is worked on again
-in the new pool. A file that crashes its worker process (a decoder fault) fails, and so do the
-files beside it at that moment (which one crashed cannot be told). A file handed over while
+in the new pool. When a worker process crashes (a decoder fault) which file did it cannot be
+told: each file in the pool then is worked on once more, alone in a new pool, and the one that
+crashes it again fails. A file handed over while
 every process is busy (the reprocessing lane's consumer runs beside the new uploads' ones)
 waits for a free process; its time limit starts only then.
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-import weakref
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -49,7 +49,7 @@ class WorkerPool:
         self._what = what
         self._pool: ProcessPoolExecutor | None = None
         self._free = asyncio.Semaphore(workers)
-        self._timed_out: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()
+        self._alone = asyncio.Lock()
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -66,29 +66,40 @@ class WorkerPool:
     async def run(self, work: Callable[..., T], *args: Any) -> T:
         """``work(*args)`` in a worker process once one is free; raises ``WorkFailed`` when it
         passes the time limit or crashes."""
-        loop = asyncio.get_running_loop()
         async with self._free:
-            for last in (False, True):
-                pool = self._executor()
-                try:
-                    return await asyncio.wait_for(
-                        loop.run_in_executor(pool, work, *args), timeout=self._timeout
-                    )
-                except TimeoutError:
-                    self._timed_out.add(pool)
-                    self._replace(pool)
-                    raise WorkFailed(
-                        f"{self._what}_timeout",
-                        f"Reading the file took longer than {self._timeout:g} s.",
-                    ) from None
-                except BrokenProcessPool:
-                    if pool in self._timed_out and not last:
-                        continue  # cut short by another file's time limit: run it again
-                    self._replace(pool)
-                    raise WorkFailed(
-                        f"{self._what}_crashed", "Reading the file crashed its worker process."
-                    ) from None
-        raise AssertionError("unreachable: the second try returns or raises")
+            try:
+                return await self._once(work, args)
+            except BrokenProcessPool:
+                pass  # a crash, or another file's time limit, cut it short
+        async with self._alone:  # once more, with no other file beside it
+            for _ in range(self._workers):
+                await self._free.acquire()
+            try:
+                return await self._once(work, args)
+            except BrokenProcessPool:
+                raise WorkFailed(
+                    f"{self._what}_crashed", "Reading the file crashed its worker process."
+                ) from None
+            finally:
+                for _ in range(self._workers):
+                    self._free.release()
+
+    async def _once(self, work: Callable[..., T], args: tuple[Any, ...]) -> T:
+        pool = self._executor()
+        try:
+            return await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(pool, work, *args),
+                timeout=self._timeout,
+            )
+        except TimeoutError:
+            self._replace(pool)
+            raise WorkFailed(
+                f"{self._what}_timeout",
+                f"Reading the file took longer than {self._timeout:g} s.",
+            ) from None
+        except BrokenProcessPool:
+            self._replace(pool)
+            raise
 
     def _replace(self, pool: ProcessPoolExecutor) -> None:
         """Drop a pool whose worker is stuck or dead; the next file gets a new one."""
