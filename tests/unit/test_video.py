@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import multiprocessing
 import os
 import struct
 import subprocess
+import sys
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import imageio_ffmpeg
 import pytest
 from imageio_ffmpeg import get_ffmpeg_exe as ffmpeg
 
@@ -283,3 +287,34 @@ def test_a_video_whose_frames_cannot_be_decoded_keeps_what_its_container_says(
     assert result.duration_seconds == pytest.approx(10.008, abs=0.05)
     assert (result.width, result.height) == (640, 360)
     assert result.thumbnail is None and result.preview is None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_ffmpeg_dies_with_the_worker_process_that_started_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = tmp_path / "pid"
+    stuck = tmp_path / "ffmpeg"  # an ffmpeg that never ends, as on a pathological file
+    stuck.write_text(f"#!/bin/sh\necho $$ > {started}\nexec sleep 60\n")
+    stuck.chmod(0o755)
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", lambda: str(stuck))
+    worker = multiprocessing.get_context("fork").Process(target=poster_frame, args=(str(CLIP), 10))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not started.exists() or not started.read_text().strip():
+        assert time.monotonic() < deadline, "the stuck ffmpeg never started"
+        time.sleep(0.05)
+    ffmpeg_pid = int(started.read_text())
+    worker.kill()  # the pool replacing a worker past its time limit
+    worker.join()
+    while _running(ffmpeg_pid):
+        assert time.monotonic() < deadline + 10, "ffmpeg outlived its worker"
+        time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has ended, and waits only to be reaped

@@ -14,10 +14,13 @@ and sentence become a failed result.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import io
+import signal
 import subprocess
-from collections.abc import Awaitable
+import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -167,6 +170,7 @@ def _frame_at(path: str, at: float) -> bytes:
             capture_output=True,
             timeout=POSTER_TIMEOUT_SECONDS,
             check=False,
+            preexec_fn=_DIE_WITH_PARENT,
         )
     except subprocess.TimeoutExpired:
         raise UnreadableMedia(
@@ -175,6 +179,19 @@ def _frame_at(path: str, at: float) -> bytes:
     if done.returncode != 0 or not done.stdout:
         raise UnreadableMedia("unreadable_video", "No frame of the video could be decoded.")
     return done.stdout
+
+
+_DIE_WITH_PARENT: Callable[[], None] | None = None
+if sys.platform == "linux":
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, never in a forked child
+    PR_SET_PDEATHSIG = 1
+
+    def _die_with_parent() -> None:
+        """Run in ffmpeg's process before it starts: Linux kills it when the worker process
+        that started it dies (a worker replaced for its time limit leaves no ffmpeg behind)."""
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    _DIE_WITH_PARENT = _die_with_parent
 
 
 def _fitted(size: tuple[int, int], box: int) -> tuple[int, int]:
