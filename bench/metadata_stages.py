@@ -8,22 +8,24 @@ stages from outside, and writes one record per handled message to the file named
 the service this way and prints the records. Times are ``time.monotonic()`` (one clock for every
 process of the machine), so the bench can line them up with when it published and received.
 
-Of one message, in the order the handler meets them:
+Of one message, in the order the handler meets them — first its read, with no transaction
+open, then its write:
 
-- ``tx_open``: acquiring a pooled connection and ``BEGIN``;
-- ``inbox``: the inbox row (``first_delivery``);
 - ``s3_get``: ``Blobs.get`` of the original (the SDK in a thread);
 - ``handoff_in``: from ``Extractor._run`` to the worker starting ``extract_image``: pickling the
   original's bytes, the pipe to the worker process, unpickling there, and any wait for a worker;
 - ``extract``: ``extract_image`` in the worker process (EXIF, decode, thumbnail, preview, place);
 - ``handoff_out``: the result back: pickling it, the pipe, the executor's threads, the event loop;
 - ``s3_put``: the thumbnail and the preview (``Blobs.put_bytes``, one after the other);
+- ``tx_open``: acquiring a pooled connection and ``BEGIN``;
+- ``inbox``: the inbox row (``first_delivery``);
 - ``db_write``: ``store.save`` and ``publish`` (the outbox row);
 - ``commit``: ``COMMIT`` and the connection's release;
-- ``rest``: what is left of the message's time inside the transaction (event-loop turns).
+- ``rest``: what is left of the message's time (event-loop turns).
 
-Between two messages of one consumer, ``gap`` is what happened outside the transaction: Kafka's
-fetch, FastStream's decoding and validation, the middlewares, the offset commit.
+Between two messages of one consumer, ``gap`` is what happened outside them: Kafka's fetch,
+FastStream's decoding and validation, the middlewares, the inbox's look for a redelivery, the
+offset commit.
 
 """
 
@@ -41,6 +43,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from darkroom.common.blobs import Blobs
+from darkroom.common.broker import Write
 from darkroom.common.db import Database, Transaction
 from darkroom.common.events import MediaUploaded
 from darkroom.common.imaging import Failure
@@ -50,13 +53,13 @@ from darkroom.metadata.extract import Extracted, Hints, extract_image
 
 OUT_VARIABLE = "DARKROOM_BENCH_METADATA_STAGES"
 STAGES = (
-    "tx_open",
-    "inbox",
     "s3_get",
     "handoff_in",
     "extract",
     "handoff_out",
     "s3_put",
+    "tx_open",
+    "inbox",
     "db_write",
     "commit",
     "rest",
@@ -71,7 +74,9 @@ class Message:
     media_id: str = ""
     bytes: int = 0
     begin: float = 0.0
-    """``db.transaction()`` entered: the subscriber's handler has the message."""
+    """The handler has the message: its read begins."""
+    tx_begin: float = 0.0
+    """``db.transaction()`` entered, the read done."""
     opened: float = 0.0
     handler_start: float = 0.0
     handler_end: float = 0.0
@@ -87,13 +92,13 @@ class Message:
 
     def stages(self) -> dict[str, float]:
         spent = {
-            "tx_open": self.opened - self.begin,
-            "inbox": self.handler_start - self.opened,
             "s3_get": self.s3_get,
             "handoff_in": self.worker_start - self.submitted,
             "extract": self.worker_end - self.worker_start,
             "handoff_out": self.returned - self.worker_end,
             "s3_put": self.s3_put,
+            "tx_open": self.opened - self.tx_begin,
+            "inbox": self.handler_start - self.opened,
             "db_write": self.db_write,
             "commit": self.end - self.handler_end,
         }
@@ -110,25 +115,24 @@ def _message() -> Message:
 
 
 class _TimedDatabase:
-    """The service's database as its subscribers see it: each transaction is one record."""
+    """The service's database as its subscribers see it: a message's transaction ends its
+    record (begun by its read)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        record = Message(consumer=_consumer(), begin=time.monotonic())
-        token = _current.set(record)
-        try:
-            async with self._db.transaction() as tx:
-                record.opened = time.monotonic()
-                yield tx
-                record.handler_end = record.handler_end or time.monotonic()
-            record.end = time.monotonic()
-            if record.media_id:
-                _records.append(record)
-        finally:
-            _current.reset(token)
+        record = _message()
+        record.tx_begin = time.monotonic()
+        async with self._db.transaction() as tx:
+            record.opened = time.monotonic()
+            yield tx
+            record.handler_end = record.handler_end or time.monotonic()
+        record.end = time.monotonic()
+        if record.media_id:
+            _records.append(record)
+        _current.set(None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
@@ -159,12 +163,18 @@ def install() -> None:
 
     original_on_uploaded = app.on_uploaded
 
-    async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: handlers.Deps) -> None:
-        record = _message()
+    async def on_uploaded(event: MediaUploaded, deps: handlers.Deps) -> Write:
+        record = Message(consumer=_consumer(), begin=time.monotonic())
         record.media_id, record.bytes = str(event.media.media_id), event.size
-        record.handler_start = time.monotonic()
-        await original_on_uploaded(event, tx, deps)
-        record.handler_end = time.monotonic()
+        _current.set(record)  # the message's task keeps it through its transaction
+        write = await original_on_uploaded(event, deps)
+
+        async def timed(tx: Transaction) -> None:
+            record.handler_start = time.monotonic()
+            await write(tx)
+            record.handler_end = time.monotonic()
+
+        return timed
 
     app.on_uploaded = on_uploaded
 

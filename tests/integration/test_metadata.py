@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +23,7 @@ from darkroom.common.runtime import Runtime
 from darkroom.common.settings import CommonSettings, MetadataSettings
 from darkroom.common.topics import skip_backlog
 from darkroom.metadata.app import create_runtime
+from darkroom.metadata.worker import Extractor
 
 from .backbone import eventually, read_topic
 from .conftest import create_topics
@@ -180,3 +182,27 @@ async def test_a_video_gets_its_duration_size_and_a_poster_thumbnail(
     assert result["captured_at"].startswith("2024-05-17T00:00:00")
     poster = await metadata.blobs.get("derived", result["thumbnail_key"])
     assert poster[8:12] == b"WEBP"
+
+
+async def test_no_transaction_is_open_while_a_medium_is_read(
+    metadata: Runtime, settings: CommonSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reading, release = asyncio.Event(), asyncio.Event()
+    extract = Extractor.extract
+
+    async def slow(self: Extractor, event: MediaUploaded) -> Any:
+        reading.set()
+        await release.wait()  # a long read, as a large file's in the worker pool
+        return await extract(self, event)
+
+    monkeypatch.setattr(Extractor, "extract", slow)
+    ref = await upload(metadata, CARDIFF.read_bytes())
+    await asyncio.wait_for(reading.wait(), timeout=60)
+    held = await metadata.db.pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
+    )
+    release.set()
+    [result] = await result_for(settings, ref.media_id)
+    assert held == 0  # no connection, no snapshot held for as long as the read takes
+    assert result["outcome"] == "ok"

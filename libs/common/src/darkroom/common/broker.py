@@ -13,6 +13,7 @@ Offsets are committed after the handler returns, that is after its transaction c
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import traceback
@@ -28,7 +29,7 @@ from faststream.message import StreamMessage
 from opentelemetry import metrics
 from opentelemetry.trace import TracerProvider
 
-from darkroom.common.db import Database, Transaction, first_delivery
+from darkroom.common.db import Database, Transaction, first_delivery, handled
 from darkroom.common.events import Event, MediaReprocess, MediaUploaded, dlq_topic
 from darkroom.common.retry import TRANSIENT_ERRORS, backoff
 from darkroom.common.settings import CommonSettings
@@ -177,6 +178,10 @@ def create_broker(
 
 
 Handle = Callable[[E, Transaction], Awaitable[None]]
+Write = Callable[[Transaction], Awaitable[None]]
+Read = Callable[[E], Awaitable[Write]]
+"""A handler in two steps: it reads the medium (in the worker pool, for as long as that
+takes) with no database connection held, and returns what to write in the transaction."""
 
 
 def subscribe(
@@ -192,27 +197,10 @@ def subscribe(
     """
 
     def register(handle: Handle[E]) -> Handle[E]:
-        async def on_event(body: Event, message: KafkaMessage) -> None:
-            event_id = message.headers.get("ce_id")
-            if not event_id:
-                raise ValueError("record has no ce_id header: not a CloudEvent")
-            async with db.transaction() as tx:
-                if await first_delivery(tx, consumer=service, event_id=event_id):
-                    await handle(body, tx)  # type: ignore[arg-type]
+        async def at_once(body: E) -> Write:
+            return functools.partial(handle, body)
 
-        # FastStream validates the body against this annotation, and documents it.
-        on_event.__annotations__ = {"body": event, "message": KafkaMessage, "return": None}
-        on_event.__name__ = f"{service}_{handle.__name__}"
-        on_event.__doc__ = handle.__doc__
-        broker.subscriber(
-            event.topic,
-            group_id=service,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest",
-            max_workers=max_workers if max_workers > 1 else None,
-            title=f"{service}/{event.topic}",
-            description=event.__doc__,
-        )(on_event)
+        _register(broker, event, at_once, handle, service=service, db=db, max_workers=max_workers)
         return handle
 
     return register
@@ -224,12 +212,54 @@ def subscribe_media(
     service: str,
     db: Database,
     workers: int,
-    handle: Handle[MediaUploaded],
+    read: Read[MediaUploaded],
 ) -> None:
-    """Register ``handle`` for new uploads and for the reprocessing lane.
+    """Register ``read`` for new uploads and for the reprocessing lane.
 
-    New uploads get ``workers`` consumers, one per process of the service's pool, so the pool
-    stays busy; the low-priority lane gets one, so a backfill never delays new uploads.
+    ``read(event)`` works on the medium before any transaction (a redelivered event already
+    in the inbox is not read again) and returns what to write; the write runs as ``subscribe``
+    runs a handler. New uploads get ``workers`` consumers, one per process of the service's
+    pool, so the pool stays busy; the low-priority lane gets one, so a backfill never delays
+    new uploads.
     """
-    subscribe(broker, MediaUploaded, service=service, db=db, max_workers=workers)(handle)
-    subscribe(broker, MediaReprocess, service=service, db=db)(handle)
+    for topic, consumers in ((MediaUploaded, workers), (MediaReprocess, 1)):
+        _register(
+            broker, topic, read, read, service=service, db=db, max_workers=consumers, reads=True
+        )
+
+
+def _register(
+    broker: KafkaBroker,
+    event: type[E],
+    read: Read[E],
+    named: Callable[..., Any],
+    *,
+    service: str,
+    db: Database,
+    max_workers: int,
+    reads: bool = False,
+) -> None:
+    async def on_event(body: Event, message: KafkaMessage) -> None:
+        event_id = message.headers.get("ce_id")
+        if not event_id:
+            raise ValueError("record has no ce_id header: not a CloudEvent")
+        if reads and await handled(db, consumer=service, event_id=event_id):
+            return  # a redelivery: not read again
+        write = await read(body)  # type: ignore[arg-type]
+        async with db.transaction() as tx:
+            if await first_delivery(tx, consumer=service, event_id=event_id):
+                await write(tx)
+
+    # FastStream validates the body against this annotation, and documents it.
+    on_event.__annotations__ = {"body": event, "message": KafkaMessage, "return": None}
+    on_event.__name__ = f"{service}_{named.__name__}"
+    on_event.__doc__ = named.__doc__
+    broker.subscriber(
+        event.topic,
+        group_id=service,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        max_workers=max_workers if max_workers > 1 else None,
+        title=f"{service}/{event.topic}",
+        description=event.__doc__,
+    )(on_event)

@@ -107,6 +107,16 @@ class Database:
         await self.pool.fetchval("SELECT 1")
 
 
+async def handled(db: Database, *, consumer: str, event_id: str) -> bool:
+    """Whether ``consumer`` handled ``event_id`` already (a look before costly work; the
+    inbox's insert in the handler's transaction still decides)."""
+    return bool(
+        await db.pool.fetchval(
+            "SELECT true FROM inbox WHERE consumer = $1 AND event_id = $2", consumer, event_id
+        )
+    )
+
+
 async def first_delivery(tx: Transaction, *, consumer: str, event_id: str) -> bool:
     """Record that ``consumer`` handles ``event_id``; False if it already did (a redelivery)."""
     inserted = await tx.fetchval(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from darkroom.common.broker import subscribe, subscribe_media
+from darkroom.common.broker import Write, subscribe, subscribe_media
 from darkroom.common.db import Transaction
 from darkroom.common.events import DedupCommand, MediaUploaded
 from darkroom.common.runtime import Runtime
@@ -18,15 +18,15 @@ def create_runtime(settings: DedupSettings | None = None) -> Runtime:
     runtime.on_stop(hasher.close)
     deps = Deps(hasher, settings)
 
-    async def uploaded(event: MediaUploaded, tx: Transaction) -> None:
-        await on_uploaded(event, tx, deps)
+    async def uploaded(event: MediaUploaded) -> Write:
+        return await on_uploaded(event, deps)
 
     subscribe_media(
         runtime.broker,
         service=settings.service,
         db=runtime.db,
         workers=settings.workers,
-        handle=uploaded,
+        read=uploaded,
     )
 
     @subscribe(runtime.broker, DedupCommand, service=settings.service, db=runtime.db)

@@ -18,6 +18,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
+from darkroom.common.broker import Write
 from darkroom.common.db import Transaction, publish
 from darkroom.common.events import (
     DedupCommand,
@@ -42,23 +43,27 @@ class Deps:
     settings: DedupSettings
 
 
-async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None:
-    """Hash the medium, place it in its group (or none), and say so."""
+async def on_uploaded(event: MediaUploaded, deps: Deps) -> Write:
+    """Hash the medium; then, in the transaction, place it in its group (or none), and say so."""
     read = await attempt(deps.hasher.hash(event))
     hashes = None if isinstance(read, Failure) else read
     failure = (read.code, read.message) if isinstance(read, Failure) else None
     ref = event.media
-    await store.lock_project(tx, ref.project_id)
-    await store.save(tx, ref, event.sha256, hashes, failure)
-    medium = await store.member(tx, ref.project_id, ref.media_id)
-    assert medium is not None
-    if failure is not None:
-        await store.place(tx, medium.media_id, None)
-        await _announce(tx, ref.project_id, medium.media_id)
-    elif medium.group_id is None:
-        await _join(tx, medium, deps.settings)
-    else:  # read again (reprocessing): it keeps its group
-        await _announce(tx, ref.project_id, medium.media_id)
+
+    async def write(tx: Transaction) -> None:
+        await store.lock_project(tx, ref.project_id)
+        await store.save(tx, ref, event.sha256, hashes, failure)
+        medium = await store.member(tx, ref.project_id, ref.media_id)
+        assert medium is not None
+        if failure is not None:
+            await store.place(tx, medium.media_id, None)
+            await _announce(tx, ref.project_id, medium.media_id)
+        elif medium.group_id is None:
+            await _join(tx, medium, deps.settings)
+        else:  # read again (reprocessing): it keeps its group
+            await _announce(tx, ref.project_id, medium.media_id)
+
+    return write
 
 
 async def on_command(command: DedupCommand, tx: Transaction, deps: Deps) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from darkroom.common.broker import subscribe_media
-from darkroom.common.db import Transaction
+from darkroom.common.broker import Write, subscribe_media
 from darkroom.common.events import MediaUploaded
 from darkroom.common.runtime import Runtime
 from darkroom.common.settings import MetadataSettings
@@ -18,15 +17,15 @@ def create_runtime(settings: MetadataSettings | None = None) -> Runtime:
     runtime.on_stop(extractor.close)
     deps = Deps(extractor, runtime.blobs, settings.bucket_derived)
 
-    async def uploaded(event: MediaUploaded, tx: Transaction) -> None:
-        await on_uploaded(event, tx, deps)
+    async def uploaded(event: MediaUploaded) -> Write:
+        return await on_uploaded(event, deps)
 
     subscribe_media(
         runtime.broker,
         service=settings.service,
         db=runtime.db,
         workers=settings.workers,
-        handle=uploaded,
+        read=uploaded,
     )
 
     return runtime

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from darkroom.common.blobs import Blobs
+from darkroom.common.broker import Write
 from darkroom.common.db import Transaction, publish
 from darkroom.common.events import GeoPoint, MediaMetadata, MediaUploaded, Outcome
 from darkroom.common.imaging import Failure, attempt
@@ -22,8 +23,9 @@ class Deps:
     derived_bucket: str
 
 
-async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None:
-    """Read the medium, store its derived images and its metadata, and say what was found."""
+async def on_uploaded(event: MediaUploaded, deps: Deps) -> Write:
+    """Read the medium and store its derived images; then, in the transaction, its metadata
+    and what was found."""
     found = await attempt(deps.extractor.extract(event))
     if isinstance(found, Failure):
         result = MediaMetadata(
@@ -31,8 +33,12 @@ async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None
         )
     else:
         result = await _ok(event, found, deps)
-    await store.save(tx, result)
-    await publish(tx, result, source=SOURCE)
+
+    async def write(tx: Transaction) -> None:
+        await store.save(tx, result)
+        await publish(tx, result, source=SOURCE)
+
+    return write
 
 
 async def _ok(event: MediaUploaded, found: Extracted, deps: Deps) -> MediaMetadata:

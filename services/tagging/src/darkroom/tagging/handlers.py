@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from darkroom.common.broker import Write
 from darkroom.common.db import Database, Transaction, publish
 from darkroom.common.events import (
     Face,
@@ -52,7 +53,9 @@ class Deps:
     settings: TaggingSettings
 
 
-async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None:
+async def on_uploaded(event: MediaUploaded, deps: Deps) -> Write:
+    """Read the medium's faces and exposed content (when AI tagging is on); then, in the
+    transaction, place its faces with persons and publish its tags."""
     ref = event.media
     tags = folder_tags(ref.relative_path) + session_tags(event.source, event.view_name)
     analysis: Analysis | None = None
@@ -68,34 +71,38 @@ async def on_uploaded(event: MediaUploaded, tx: Transaction, deps: Deps) -> None
             Tag(name=f"sensitive:{label.lower()}", source=TagSource.AI_SAFETY)
             for label in analysis.sensitive
         ]
-    await store.lock_project(tx, ref.project_id)
-    await store.save_medium(tx, ref, tags, failure)
-    if analysis is not None:
-        # A medium read again (reprocessed) has its faces found again; each one found where
-        # it was before keeps its id and what a user said of it.
-        before = await store.faces_of_medium(tx, ref.media_id)
-        left = await store.drop_faces(tx, ref.media_id)
-        persons = await store.persons(tx, ref.project_id)
-        for found in analysis.faces:
-            earlier = _same_face(found.box, before)
-            embedding = np.array(found.embedding)
-            person_id: uuid.UUID | None
-            if earlier is not None and earlier.decided:
-                person_id = earlier.person_id  # placed or removed by a user: it stays so
-            else:
-                rejected = earlier.rejected_person if earlier is not None else None
-                match = _nearest(embedding, persons, rejected)
-                if match is not None and match[1] <= deps.settings.face_distance:
-                    person_id = match[0]
+
+    async def write(tx: Transaction) -> None:
+        await store.lock_project(tx, ref.project_id)
+        await store.save_medium(tx, ref, tags, failure)
+        if analysis is not None:
+            # A medium read again (reprocessed) has its faces found again; each one found where
+            # it was before keeps its id and what a user said of it.
+            before = await store.faces_of_medium(tx, ref.media_id)
+            left = await store.drop_faces(tx, ref.media_id)
+            persons = await store.persons(tx, ref.project_id)
+            for found in analysis.faces:
+                earlier = _same_face(found.box, before)
+                embedding = np.array(found.embedding)
+                person_id: uuid.UUID | None
+                if earlier is not None and earlier.decided:
+                    person_id = earlier.person_id  # placed or removed by a user: it stays so
                 else:
-                    person_id = await store.new_person(tx, ref.project_id, embedding)
-                    persons.append(store.Person(person_id, None, embedding))
-            await store.add_face(tx, ref, found, person_id, earlier)
-        for person_id in left:
-            await store.refresh_person(tx, person_id)
-        if analysis.faces or left:
-            await store.changed(tx, ref.project_id)
-    await announce(tx, ref.media_id)
+                    rejected = earlier.rejected_person if earlier is not None else None
+                    match = _nearest(embedding, persons, rejected)
+                    if match is not None and match[1] <= deps.settings.face_distance:
+                        person_id = match[0]
+                    else:
+                        person_id = await store.new_person(tx, ref.project_id, embedding)
+                        persons.append(store.Person(person_id, None, embedding))
+                await store.add_face(tx, ref, found, person_id, earlier)
+            for person_id in left:
+                await store.refresh_person(tx, person_id)
+            if analysis.faces or left:
+                await store.changed(tx, ref.project_id)
+        await announce(tx, ref.media_id)
+
+    return write
 
 
 async def on_command(command: TaggingCommand, tx: Transaction, deps: Deps) -> None:
