@@ -21,6 +21,7 @@ from darkroom.common.events import (
 )
 from darkroom.common.settings import CommonSettings, DedupSettings
 from darkroom.dedup.app import create_runtime
+from darkroom.dedup.hashing import Hashes, distance, picture_hashes
 
 from .backbone import eventually
 from .consumers import Consumer, consumer
@@ -189,3 +190,66 @@ async def test_a_review_keeps_two_media_apart_whatever_comes_later(dedup: Consum
     assert together(final, third, first)
     assert together(final, fourth, second)
     assert final[first.media_id]["group_id"] != final[second.media_id]["group_id"]
+
+
+def cropped(path: Path, share: float) -> bytes:
+    """The photo with ``share`` of its width cut from the left: a reframed copy."""
+    with Image.open(path) as file:
+        image = file.convert("RGB")
+    out = io.BytesIO()
+    image.crop((int(image.width * share), 0, image.width, image.height)).save(out, "JPEG")
+    return out.getvalue()
+
+
+async def test_a_review_leaves_no_pair_grouped_beyond_the_thresholds(
+    settings: CommonSettings, new_database: Callable[[], Awaitable[str]], unique: str
+) -> None:
+    """A, B a little reframed, C reframed twice as much: B is near both, A and C are not near
+    each other. C joined through B; once B is marked not a duplicate of A, A and C must not
+    stay grouped, and B and C, near each other, end together."""
+    a, b, c = (cropped(FUJI, share) for share in (0, 0.06, 0.12))
+    ha, hb, hc = (picture_hashes(data) for data in (a, b, c))
+
+    def apart(x: Hashes, y: Hashes) -> tuple[int, int]:
+        return distance(x.dhash or 0, y.dhash or 0), distance(x.phash or 0, y.phash or 0)
+
+    dhash_near = max(apart(ha, hb)[0], apart(hb, hc)[0])
+    phash_near = max(apart(ha, hb)[1], apart(hb, hc)[1])
+    assert apart(ha, hc)[0] > dhash_near or apart(ha, hc)[1] > phash_near  # the premise
+    async with consumer(
+        settings,
+        new_database,
+        unique,
+        DedupSettings,
+        create_runtime,
+        MediaDuplicates,
+        (MediaUploaded, DedupCommand),
+        workers=2,
+        near_dhash_distance=dhash_near,
+        near_phash_distance=phash_near,
+    ) as dedup:
+        await dedup.start(1)
+        project = uuid.uuid4()
+        one = await dedup.upload(project, a)
+        await dedup.latest(one)
+        two = await dedup.upload(project, b)
+        await dedup.latest(one, two, results=3)
+        three = await dedup.upload(project, c)
+        chained = await dedup.latest(one, two, three, results=4)
+        assert together(chained, one, two) and together(chained, two, three)
+        assert chained[three.media_id]["closest_media_id"] == str(two.media_id)
+
+        await dedup.send(
+            DedupCommand(
+                project_id=project,
+                command=NotDuplicate(media_id=two.media_id, other_media_id=one.media_id),
+            )
+        )
+
+        async def reviewed() -> dict[uuid.UUID, Any] | None:
+            now = await dedup.latest(one, two, three)
+            return now if together(now, two, three) else None
+
+        final = await eventually(reviewed, timeout=60)
+        assert final[one.media_id]["group_id"] is None
+        assert final[three.media_id]["closest_media_id"] == str(two.media_id)

@@ -83,16 +83,26 @@ async def on_command(command: DedupCommand, tx: Transaction, deps: Deps) -> None
     group = one.group_id
     await store.place(tx, marked, None)
     rest = await store.members(tx, group)
-    if len(rest) == 1:  # a group of one is no group
-        await store.place(tx, rest[0].media_id, None)
-        await _announce(tx, project_id, rest[0].media_id)
-    else:
-        for member in rest:
-            if member.closest_media_id == marked:
-                await _closest_within(tx, member, rest, group)
-    again = await store.member(tx, project_id, marked)
-    assert again is not None
-    await _join(tx, again, deps.settings)
+    # A member whose closest was the one taken out stays only beside another it is near;
+    # else it leaves too, and finds its place again below.
+    adrift: list[uuid.UUID] = []
+    for member in rest:
+        if member.closest_media_id != marked:
+            continue
+        near = [o for o in rest if o.media_id != member.media_id and _near(member, o, deps)]
+        if near:
+            await _closest_within(tx, member, near, group)
+        else:
+            await store.place(tx, member.media_id, None)
+            adrift.append(member.media_id)
+    left = await store.members(tx, group)
+    if len(left) == 1:  # a group of one is no group
+        await store.place(tx, left[0].media_id, None)
+        await _announce(tx, project_id, left[0].media_id)
+    for media_id in [marked, *adrift]:
+        again = await store.member(tx, project_id, media_id)
+        assert again is not None
+        await _join(tx, again, deps.settings)
 
 
 async def _join(tx: Transaction, medium: Member, settings: DedupSettings) -> None:
@@ -143,7 +153,7 @@ async def _closer_newcomer(tx: Transaction, newcomer: Member, group_id: uuid.UUI
 async def _closest_within(
     tx: Transaction, member: Member, group: list[Member], group_id: uuid.UUID
 ) -> None:
-    """A member whose closest match left the group gets the closest of those that stay."""
+    """A member whose closest match left the group gets the closest of ``group``."""
     scored = [
         _score(member, other, group_id) for other in group if other.media_id != member.media_id
     ]
@@ -156,6 +166,19 @@ def _score(member: Member, other: Member, group_id: uuid.UUID) -> Candidate:
     """``other`` as a match of ``member``."""
     return Candidate(
         other.media_id, group_id, other.sha256 == member.sha256, _distance(member, other)
+    )
+
+
+def _near(one: Member, two: Member, deps: Deps) -> bool:
+    """Whether the two would be matched: the same bytes, or within both hash distances."""
+    if one.sha256 == two.sha256:
+        return True
+    if None in (one.phash, one.dhash, two.phash, two.dhash):
+        return False
+    settings = deps.settings
+    return (
+        distance(one.dhash or 0, two.dhash or 0) <= settings.near_dhash_distance
+        and distance(one.phash or 0, two.phash or 0) <= settings.near_phash_distance
     )
 
 
