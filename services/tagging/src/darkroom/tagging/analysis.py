@@ -120,16 +120,20 @@ def _nudenet() -> Any:
     import onnxruntime
     from nudenet import NudeDetector
 
-    detector = NudeDetector()
-    # One thread: the worker pool already runs one analysis per core.
+    # One thread: the worker pool already runs one analysis per core. NudeDetector() takes no
+    # session options, and would load the model into a session with a thread per core first:
+    # its fields are set here as its __init__ sets them (nudenet pinned), on our session.
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
+    detector = NudeDetector.__new__(NudeDetector)
     detector.onnx_session = onnxruntime.InferenceSession(
         str(_package_folder("nudenet") / "320n.onnx"),
         sess_options=options,
         providers=["CPUExecutionProvider"],
     )
+    detector.input_width = detector.input_height = 320
+    detector.input_name = detector.onnx_session.get_inputs()[0].name
     return detector
 
 
