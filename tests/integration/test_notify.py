@@ -393,27 +393,34 @@ async def test_a_webhook_is_signed_and_arrives_once_its_receiver_recovers(
     assert receiver.calls == 4 and len(set(receiver.ids)) == 1
 
 
-async def test_a_service_stopping_mid_send_records_it_and_claims_nothing_more(
+async def test_a_service_stopping_mid_send_records_it_and_gives_back_the_rest(
     notify: Consumer, receiver: Receiver, smtp: tuple[Inbox, int]
 ) -> None:
     inbox, _ = smtp
-    receiver.delay = 2.0  # the webhook is still being answered when the stop comes
+    receiver.delay = 2.0  # the webhooks are still being answered when the stop comes
     runtime = notify.replicas[0]
     sealed = Sealer(notify_settings(notify).sealing_keys).seal(SECRET)
-    await notify.send(
-        submitted(recipients=[], webhooks=[WebhookTarget(url=receiver.url, secret=sealed)])
-    )
+    hooks = [WebhookTarget(url=f"{receiver.url}?n={n}", secret=sealed) for n in range(10)]
+    await notify.send(submitted(recipients=[], webhooks=hooks))  # 11 claimed; 8 sent at once
     await asyncio.wait_for(receiver.arrived.wait(), timeout=30)
-    await runtime.stop()  # as on SIGTERM: the send in flight ends, and is recorded
+    await runtime.stop()  # as on SIGTERM
     notify.replicas.remove(runtime)
-    assert receiver.received and receiver.calls == 1
     db = await asyncpg.connect(runtime.settings.database_url)
     try:
-        rows = await db.fetch("SELECT kind, state FROM deliveries")
+        rows = await db.fetch("SELECT kind, state, attempts FROM deliveries")
     finally:
         await db.close()
-    assert {row["kind"]: row["state"] for row in rows} == {"email": "sent", "webhook": "sent"}
-    assert len(inbox.to("ana@example.org")) == 1
+    states = [(row["state"], row["attempts"]) for row in rows]
+    assert len(states) == 11 and ("sending", 1) not in states  # nothing left claimed
+    sent = {
+        kind: sum(r["kind"] == kind and r["state"] == "sent" for r in rows)
+        for kind in ("email", "webhook")
+    }
+    assert len(receiver.received) == receiver.calls == sent["webhook"]  # each one recorded
+    assert len(inbox.to("ana@example.org")) == sent["email"]
+    assert sum(sent.values()) >= 8  # the eight begun at once ended
+    # What had not begun is given back, its attempt uncounted: due at once, elsewhere.
+    assert states.count(("pending", 0)) == 11 - sum(sent.values()) >= 1
 
 
 async def test_a_webhook_whose_secret_no_key_opens_is_not_sent_and_says_why(

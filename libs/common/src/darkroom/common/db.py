@@ -145,10 +145,13 @@ async def publish(tx: Transaction, event: Event, *, source: str) -> str:
 
 
 async def purge(db: Database, *, keep_days: int) -> None:
-    """Forget published outbox rows and inbox entries older than Kafka could redeliver."""
+    """Forget published outbox rows and inbox entries older than Kafka could redeliver; a row
+    Kafka refused is kept for an operator to see."""
     async with db.transaction() as tx:
         await tx.execute(
-            "DELETE FROM outbox WHERE published_at < now() - make_interval(days => $1)", keep_days
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(days => $1)"
+            " AND refused IS NULL",
+            keep_days,
         )
         await tx.execute(
             "DELETE FROM inbox WHERE handled_at < now() - make_interval(days => $1)", keep_days

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import io
+import os
 import signal
 import subprocess
 import sys
@@ -170,7 +171,7 @@ def _frame_at(path: str, at: float) -> bytes:
             capture_output=True,
             timeout=POSTER_TIMEOUT_SECONDS,
             check=False,
-            preexec_fn=_DIE_WITH_PARENT,
+            preexec_fn=_dies_with(os.getpid()),
         )
     except subprocess.TimeoutExpired:
         raise UnreadableMedia(
@@ -181,17 +182,24 @@ def _frame_at(path: str, at: float) -> bytes:
     return done.stdout
 
 
-_DIE_WITH_PARENT: Callable[[], None] | None = None
+def _dies_with(parent: int) -> Callable[[], None] | None:
+    """What ffmpeg's process runs before it starts, on Linux: it is killed when the worker
+    process ``parent`` that started it dies (a worker replaced for its time limit leaves no
+    ffmpeg behind); if that worker died already, before the request took hold, it never
+    starts."""
+    if sys.platform != "linux":
+        return None
+
+    def die_with_parent() -> None:
+        if _prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0 or os.getppid() != parent:
+            os._exit(1)
+
+    return die_with_parent
+
+
 if sys.platform == "linux":
     _prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, never in a forked child
     PR_SET_PDEATHSIG = 1
-
-    def _die_with_parent() -> None:
-        """Run in ffmpeg's process before it starts: Linux kills it when the worker process
-        that started it dies (a worker replaced for its time limit leaves no ffmpeg behind)."""
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-    _DIE_WITH_PARENT = _die_with_parent
 
 
 def _fitted(size: tuple[int, int], box: int) -> tuple[int, int]:

@@ -3,11 +3,11 @@
 CPU work never blocks the event loop, several files are worked on in parallel (``workers``),
 and a file whose work passes the time limit fails alone: the pool that held it is replaced, so
 a stuck decoder cannot stall the consumer, and a file cut short beside it is worked on again
-in the new pool. When a worker process crashes (a decoder fault) which file did it cannot be
-told: each file in the pool then is worked on once more, alone in a new pool, and the one that
-crashes it again fails. A file handed over while
-every process is busy (the reprocessing lane's consumer runs beside the new uploads' ones)
-waits for a free process; its time limit starts only then.
+in the new pool, beside the others. When a worker process crashes (a decoder fault) which file
+did it cannot be told: each file in the pool then is worked on once more, alone in a new pool
+(it waits for the files running to end), and the one that crashes it again fails. A file
+handed over while every process is busy (the reprocessing lane's consumer runs beside the new
+uploads' ones) waits for a free process; its time limit starts only then.
 
 Workers are started by a fork server, not forked from the service: a forked worker would
 inherit the service's listening socket and its threads' locks, and would outlive a service
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -40,6 +41,10 @@ class WorkFailed(Exception):
         return type(self), (self.code, self.message)
 
 
+class _CutShort(Exception):
+    """The file's pool was replaced for another file's time limit: it is run again at once."""
+
+
 class WorkerPool:
     """``workers`` processes, started on first use; ``what`` names the work in failure codes."""
 
@@ -50,6 +55,7 @@ class WorkerPool:
         self._pool: ProcessPoolExecutor | None = None
         self._free = asyncio.Semaphore(workers)
         self._alone = asyncio.Lock()
+        self._timed_out: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -67,21 +73,27 @@ class WorkerPool:
         """``work(*args)`` in a worker process once one is free; raises ``WorkFailed`` when it
         passes the time limit or crashes."""
         async with self._free:
-            try:
-                return await self._once(work, args)
-            except BrokenProcessPool:
-                pass  # a crash, or another file's time limit, cut it short
+            for last in (False, True):
+                try:
+                    return await self._once(work, args)
+                except _CutShort:
+                    if last:
+                        break
+                except BrokenProcessPool:
+                    break  # a crash: which file did it cannot be told
+        held = 0
         async with self._alone:  # once more, with no other file beside it
-            for _ in range(self._workers):
-                await self._free.acquire()
             try:
+                for _ in range(self._workers):
+                    await self._free.acquire()
+                    held += 1
                 return await self._once(work, args)
-            except BrokenProcessPool:
+            except (BrokenProcessPool, _CutShort):
                 raise WorkFailed(
                     f"{self._what}_crashed", "Reading the file crashed its worker process."
                 ) from None
             finally:
-                for _ in range(self._workers):
+                for _ in range(held):
                     self._free.release()
 
     async def _once(self, work: Callable[..., T], args: tuple[Any, ...]) -> T:
@@ -92,6 +104,7 @@ class WorkerPool:
                 timeout=self._timeout,
             )
         except TimeoutError:
+            self._timed_out.add(pool)
             self._replace(pool)
             raise WorkFailed(
                 f"{self._what}_timeout",
@@ -99,6 +112,8 @@ class WorkerPool:
             ) from None
         except BrokenProcessPool:
             self._replace(pool)
+            if pool in self._timed_out:
+                raise _CutShort from None  # by another file's time limit
             raise
 
     def _replace(self, pool: ProcessPoolExecutor) -> None:

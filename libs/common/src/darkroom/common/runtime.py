@@ -130,10 +130,14 @@ class Runtime:
     async def stop(self) -> None:
         self.started = False
         self.stopping.set()
-        await asyncio.gather(
+        stopped = await asyncio.gather(
             self.broker.stop(),  # waits for in-flight handlers, up to graceful_timeout
             drain(self._rounds, self.settings.shutdown_grace_seconds),
+            return_exceptions=True,  # the rest of the stop happens whatever one of them raised
         )
+        for error in stopped:
+            if isinstance(error, BaseException):
+                log.error("stopping %s: %r", self.service, error)
         for release in self._releases:
             await asyncio.to_thread(release)
         if self._relay is not None:  # what it has not published, the next start publishes

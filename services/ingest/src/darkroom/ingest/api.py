@@ -41,9 +41,9 @@ from darkroom.ingest.policy import (
 from darkroom.ingest.upload import judged, reported
 
 MAX_BATCH = 100
-MAX_SET_ASIDE = 3000
-"""Files a session keeps as refused or skipped (twice its largest count: a camera's folder of
-JPEGs with a RAW file beside each fits); past it they are answered, not kept."""
+MAX_SET_ASIDE = 2 * max(policy.max_files for policy in POLICIES.values())
+"""Files a session keeps as refused or skipped (3,000, twice the largest session: a camera's
+folder of JPEGs with a RAW file beside each fits); past it they are answered, not kept."""
 SOURCE = "darkroom/ingest"
 
 router = APIRouter(prefix="/v1")

@@ -96,8 +96,9 @@ async def _owe(
 async def dispatch(
     db: Database, settings: NotifySettings, sealer: Sealer, until: asyncio.Event | None = None
 ) -> int:
-    """Send every notification due now, or until ``until`` is set (the service stopping: the
-    batch in hand is sent and recorded, no other is claimed); returns how many were attempted."""
+    """Send every notification due now, or until ``until`` is set (the service stopping: sends
+    in flight end and are recorded, the claimed ones not yet begun are given back, and no
+    other is claimed); returns how many were claimed."""
     attempted = 0
     limit = asyncio.Semaphore(AT_ONCE)
     # No proxy from the environment: requests go to the address targets.pinned checked.
@@ -110,8 +111,11 @@ async def dispatch(
             )
         ):
 
-            async def one(delivery: Delivery) -> None:
+            async def one(delivery: Delivery) -> Delivery | None:
+                """The delivery if it is given back unsent, else None once it is recorded."""
                 async with limit:
+                    if until is not None and until.is_set():
+                        return delivery
                     outcome, detail = await _attempt(delivery, settings, sealer, client)
                     if outcome == "retry" and datetime.now(UTC) >= delivery.give_up_at:
                         outcome, detail = (
@@ -119,9 +123,12 @@ async def dispatch(
                             f"gave up after {delivery.attempts} attempts: {detail}",
                         )
                     await store.record(db, delivery, outcome, detail, _backoff(delivery, settings))
+                    return None
 
             # every send ends before the client closes, whatever one of them raised
             ended = await asyncio.gather(*(one(d) for d in due), return_exceptions=True)
+            if unsent := [d for d in ended if isinstance(d, Delivery)]:
+                await store.release(db, unsent)
             for error in ended:
                 if isinstance(error, BaseException):
                     raise error

@@ -176,6 +176,16 @@ async def record(
             )
 
 
+async def release(db: Database, deliveries: list[Delivery]) -> None:
+    """Claims given back unsent (the service stopping): due again at once, elsewhere, their
+    attempt not counted."""
+    await db.pool.executemany(
+        "UPDATE deliveries SET state = 'pending', attempts = attempts - 1"
+        " WHERE delivery_id = $1 AND attempts = $2 AND state = 'sending'",
+        [(d.delivery_id, d.attempts) for d in deliveries],
+    )
+
+
 def _delivery(row: Any) -> Delivery:
     return Delivery(
         delivery_id=row["delivery_id"],
