@@ -40,7 +40,9 @@ its event loop's thread alone), this process, s3proxy, PostgreSQL and the rest o
 
 ``--stages`` runs the gateway as ``python -m bench.tus_stages``, which times each stage of its
 tus PATCHes; ``--profile FILE`` runs it under cProfile (its event-loop thread only). Either
-prints its findings when the gateway stops.
+prints its findings when the gateway stops. ``--server granian`` serves the gateway with
+granian instead of uvicorn (``python -m bench.granian_gateway``; run with ``uv run --group
+bench``).
 """
 
 from __future__ import annotations
@@ -164,12 +166,17 @@ class Gateway:
 
 @contextmanager
 def gateway_process(
-    database_url: str, log: Path, profile: Path | None, stages: Path | None = None
+    database_url: str,
+    log: Path,
+    profile: Path | None,
+    stages: Path | None = None,
+    server: str = "uvicorn",
 ) -> Iterator[Gateway]:
     """``python -m darkroom.ingest`` on a free port; stopped with SIGINT, as Ctrl-C would.
 
     With ``stages``, the gateway runs as ``python -m bench.tus_stages`` and writes there the
-    time each tus PATCH spent in each stage.
+    time each tus PATCH spent in each stage; with ``server="granian"``, as
+    ``python -m bench.granian_gateway``.
     """
     port = free_port()
     env = {
@@ -185,7 +192,13 @@ def gateway_process(
     made = subprocess.run(admin, env=env, check=True, capture_output=True)
     key = json.loads(made.stdout)["key"]
     profiled = ["-m", "cProfile", "-o", str(profile)] if profile else []
-    module = "bench.tus_stages" if stages else "darkroom.ingest"
+    module = (
+        "bench.tus_stages"
+        if stages
+        else "bench.granian_gateway"
+        if server == "granian"
+        else "darkroom.ingest"
+    )
     command = [sys.executable, *profiled, "-m", module]
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -511,12 +524,14 @@ async def settle() -> None:
 
 
 @asynccontextmanager
-async def started(batch: Batch, profile: Path | None, stages: Path | None) -> AsyncIterator[Bench]:
+async def started(
+    batch: Batch, profile: Path | None, stages: Path | None, server: str
+) -> AsyncIterator[Bench]:
     """A fresh database, the gateway over it, a capture and a library project with keys."""
     settings = CommonSettings()
     log = Path(tempfile.gettempdir()) / "darkroom-bench-gateway.log"
     async with fresh_database("ingest") as database_url:
-        with gateway_process(database_url, log, profile, stages) as gateway:
+        with gateway_process(database_url, log, profile, stages, server) as gateway:
             limits = httpx.Limits(max_connections=batch.at_once)
             async with (
                 httpx.AsyncClient(base_url=gateway.url, timeout=300, limits=limits) as http,
@@ -560,7 +575,7 @@ async def run(args: argparse.Namespace, batch: Batch) -> Results:
     stages = Path(tempfile.gettempdir()) / "darkroom-bench-stages.json" if args.stages else None
     if stages:
         stages.unlink(missing_ok=True)
-    async with started(batch, args.profile, stages) as bench:
+    async with started(batch, args.profile, stages, args.server) as bench:
         idle = bench.processes["gateway"].memory_info().rss
         print(f"gateway pid {bench.gateway.process.pid}, idle RSS {idle / MiB:.0f} MiB")
         if not args.skip_batch:
@@ -744,6 +759,12 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--skip-tus", action="store_true", help="no tus vs direct rounds")
     root.add_argument("--skip-load", action="store_true", help="no tus upload and batch at once")
     root.add_argument("--profile", type=Path, help="run the gateway under cProfile, to this file")
+    root.add_argument(
+        "--server",
+        choices=("uvicorn", "granian"),
+        default="uvicorn",
+        help="the gateway's HTTP server (granian: `uv run --group bench`, bench.granian_gateway)",
+    )
     root.add_argument(
         "--stages",
         action="store_true",
