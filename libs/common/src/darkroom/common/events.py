@@ -154,6 +154,10 @@ class GeoPoint(BaseModel):
     altitude: float | None = Field(None, description="Metres above sea level.", examples=[35.0])
 
 
+OffsetSource = Literal["exif", "gps_timezone", "project_timezone", "session_date", "video"]
+"""Where a capture time's UTC offset came from."""
+
+
 class MediaMetadata(StepResult):
     """What the metadata service read from a medium, or why it could not."""
 
@@ -166,9 +170,9 @@ class MediaMetadata(StepResult):
         description="Capture date-time with its UTC offset.",
         examples=["2024-05-17T11:30:00+02:00"],
     )
-    offset_source: (
-        Literal["exif", "gps_timezone", "project_timezone", "session_date", "video"] | None
-    ) = Field(None, description="Where the UTC offset came from.", examples=["exif"])
+    offset_source: OffsetSource | None = Field(
+        None, description="Where the UTC offset came from.", examples=["exif"]
+    )
     make: str | None = Field(None, description="Camera make.", examples=["Canon"])
     model: str | None = Field(None, description="Camera model.", examples=["Canon EOS 5D"])
     lens: str | None = Field(None, description="Lens model.", examples=["EF24-105mm f/4L IS USM"])

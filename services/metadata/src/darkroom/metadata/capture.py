@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone
+from typing import get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-OFFSET_SOURCES = ("exif", "gps_timezone", "project_timezone", "session_date", "video")
+from darkroom.common.events import OffsetSource
+
+OFFSET_SOURCES: tuple[OffsetSource, ...] = get_args(OffsetSource)
 YEARS = range(1800, 2201)
 """The years a capture time may fall in; a date outside them is a placeholder or garbage
 (0001-01-01 is .NET's empty date) and counts as no date."""
