@@ -6,6 +6,7 @@ import asyncio
 import io
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,14 @@ def together(results: dict[uuid.UUID, Any], one: MediaRef, two: MediaRef) -> boo
     return group is not None and results[two.media_id]["group_id"] == group
 
 
-@pytest.fixture
-async def dedup(
-    settings: CommonSettings, new_database: Callable[[], Awaitable[str]], unique: str
+@asynccontextmanager
+async def dedup_service(
+    settings: CommonSettings,
+    new_database: Callable[[], Awaitable[str]],
+    unique: str,
+    **overrides: Any,
 ) -> AsyncIterator[Consumer]:
+    """The dedup service (2 hashing workers) in a group and database of its own, not started."""
     async with consumer(
         settings,
         new_database,
@@ -61,7 +66,16 @@ async def dedup(
         MediaDuplicates,
         (MediaUploaded, DedupCommand),
         workers=2,
+        **overrides,
     ) as service:
+        yield service
+
+
+@pytest.fixture
+async def dedup(
+    settings: CommonSettings, new_database: Callable[[], Awaitable[str]], unique: str
+) -> AsyncIterator[Consumer]:
+    async with dedup_service(settings, new_database, unique) as service:
         yield service
 
 
@@ -216,15 +230,10 @@ async def test_a_review_leaves_no_pair_grouped_beyond_the_thresholds(
     dhash_near = max(apart(ha, hb)[0], apart(hb, hc)[0])
     phash_near = max(apart(ha, hb)[1], apart(hb, hc)[1])
     assert apart(ha, hc)[0] > dhash_near or apart(ha, hc)[1] > phash_near  # the premise
-    async with consumer(
+    async with dedup_service(
         settings,
         new_database,
         unique,
-        DedupSettings,
-        create_runtime,
-        MediaDuplicates,
-        (MediaUploaded, DedupCommand),
-        workers=2,
         near_dhash_distance=dhash_near,
         near_phash_distance=phash_near,
     ) as dedup:
