@@ -78,6 +78,7 @@ from minio import Minio
 
 from darkroom.common.blobs import Blobs
 from darkroom.common.settings import CommonSettings
+from darkroom.ingest.api import object_key
 from darkroom.ingest.content import HEAD_BYTES, has_exif
 
 from . import tus_stages
@@ -346,7 +347,7 @@ async def through_gateway(
             done = await http.put(url, content=batch.file(round_, number))
         if done.status_code != 200 or done.json()["status"] != "uploaded":
             raise SystemExit(f"the gateway refused a file: {done.status_code} {done.text}")
-        keys.append(f"{project}/{file_id}/original")
+        keys.append(object_key(uuid.UUID(project), uuid.UUID(file_id), attempt=1))
 
     await asyncio.gather(*(put(n, f["id"]) for n, f in enumerate(added.json()["files"])))
     result.seconds["gateway"] = time.perf_counter() - start

@@ -15,6 +15,7 @@ import base64
 import io
 import random
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -23,6 +24,8 @@ from typing import Any, BinaryIO, cast
 
 import httpx
 from minio import Minio
+
+from darkroom.ingest.api import object_key
 
 MiB = 1024 * 1024
 BLOCK = MiB
@@ -185,7 +188,7 @@ async def tus_upload(
     state = next(f for f in files if f["id"] == file_id)
     if state["status"] != "uploaded" or state["size"] != big.size:
         raise SystemExit(f"the tus upload did not end uploaded: {state}")
-    return f"{project}/{file_id}/original", timing
+    return object_key(uuid.UUID(project), uuid.UUID(file_id), attempt=1), timing
 
 
 class TimedMinio(Minio):

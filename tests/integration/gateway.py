@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from darkroom.common.sealing import Sealer
 from darkroom.common.settings import CommonSettings, IngestSettings
 from darkroom.common.topics import skip_backlog
 from darkroom.ingest.admin import platform_key
+from darkroom.ingest.api import object_key
 from darkroom.ingest.app import create_runtime
 from darkroom.ingest.processing import STEPS
 
@@ -48,6 +50,26 @@ class Gateway:
     def client(self, key: str | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=60)
+
+    async def stored(self, project_id: str, file_id: str) -> list[str]:
+        """The keys of the objects the gateway keeps for a file, from any of its attempts.
+
+        Each attempt is looked at by its key (s3proxy cannot list a folder where an aborted
+        PUT left its temporary file behind)."""
+        attempts = await self.runtime.db.pool.fetchval(
+            "SELECT attempts FROM files WHERE id = $1", uuid.UUID(file_id)
+        )
+        ids = uuid.UUID(project_id), uuid.UUID(file_id)
+        keys = [object_key(*ids, attempt) for attempt in range(1, attempts + 1)]
+        bucket = self.runtime.settings.bucket_originals
+        return [key for key in keys if await self.runtime.blobs.stat(bucket, key) is not None]
+
+    async def stored_sha256(self, file_id: str) -> str:
+        """The SHA-256 of the bytes at the key the file's row names."""
+        key = await self.runtime.db.pool.fetchval(
+            "SELECT object_key FROM files WHERE id = $1", uuid.UUID(file_id)
+        )
+        return await self.runtime.blobs.sha256(self.runtime.settings.bucket_originals, key)
 
 
 @asynccontextmanager

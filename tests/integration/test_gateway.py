@@ -106,11 +106,12 @@ async def test_a_capture_session_uploads_submits_and_emits_one_event_per_file(
         pending = await client.get(f"/v1/projects/{project.id}/sessions")
         assert session not in [s["id"] for s in pending.json()]
 
-    info = await gateway.runtime.blobs.stat("originals", f"{project.id}/{entry['id']}/original")
-    assert info is not None and info.size == len(photos[entry["path"]])
     uploaded = await _events_of(settings, "darkroom.media.uploaded.v1", session, 3)
     assert sorted(e["media"]["relative_path"] for e in uploaded) == sorted(photos)
     assert {e["sha256"] for e in uploaded} == {sha(d) for d in photos.values()}
+    for event in uploaded:  # each names the object holding its bytes
+        stored = await gateway.runtime.blobs.sha256("originals", event["media"]["object_key"])
+        assert stored == event["sha256"]
     [report] = await _events_of(settings, "darkroom.session.submitted.v1", session, 1)
     assert report["uploaded"] == 3 and report["failed"] == [] and report["skipped"] == 0
     assert report["uploader_email"] == "ana@example.org"
@@ -294,17 +295,13 @@ async def test_size_limits_are_enforced_before_and_while_bytes_arrive(gateway: G
         assert error(longer, 422) == "size_mismatch"
         state = (await client.get(f"/v1/sessions/{session}")).json()["files"]
         assert [f["status"] for f in state if f["id"] == small] == ["failed"]
-        assert (
-            await gateway.runtime.blobs.stat("originals", f"{project.id}/{small}/original") is None
-        )
+        assert await gateway.stored(project.id, small) == []
 
         # One that sends a whole request but fewer bytes than it declared is failed too.
         shorter = await put(client, session, small, jpeg()[:-1000])
         assert error(shorter, 422) == "incomplete"
         assert f"{len(jpeg()) - 1000:,} of the declared {len(jpeg()):,}" in shorter.text
-        assert (
-            await gateway.runtime.blobs.stat("originals", f"{project.id}/{small}/original") is None
-        )
+        assert await gateway.stored(project.id, small) == []
         # and it can be sent again, whole
         assert (await put(client, session, small, jpeg())).status_code == 200
 
@@ -413,8 +410,7 @@ async def test_duplicates_in_a_selection_are_skipped_and_counted(gateway: Gatewa
         again = await put(client, session, ids["c/2-again.jpg"], two)
         assert again.json()["status"] == "skipped_duplicate"
         assert again.json()["duplicate_of"] == ids["a/2.jpg"]
-        key = f"{project.id}/{ids['c/2-again.jpg']}/original"
-        assert await gateway.runtime.blobs.stat("originals", key) is None
+        assert await gateway.stored(project.id, ids["c/2-again.jpg"]) == []
 
         later = await add(
             client, session, {"path": "d/1.jpg", "size": len(one), "sha256": sha(one)}
@@ -471,7 +467,7 @@ async def test_two_copies_finishing_at_the_same_moment_store_one(gateway: Gatewa
         first, second = (f["id"] for f in batch["files"])
         async with gateway.runtime.db.transaction() as recording:  # the first, not yet committed
             await recording.execute(
-                "UPDATE files SET status = 'uploaded', sha256 = $2 WHERE id = $1",
+                "UPDATE files SET status = 'uploaded', sha256 = $2, object_key = 'k' WHERE id = $1",
                 uuid.UUID(first),
                 sha(data),
             )
@@ -491,8 +487,7 @@ async def test_two_copies_finishing_at_the_same_moment_store_one(gateway: Gatewa
             "skipped_duplicate",
             first,
         )
-        key = f"{project.id}/{second}/original"
-        assert await gateway.runtime.blobs.stat("originals", key) is None
+        assert await gateway.stored(project.id, second) == []
 
 
 async def test_an_upload_cut_off_halfway_fails_alone_and_can_be_retried(gateway: Gateway) -> None:
@@ -753,6 +748,48 @@ async def test_an_upload_given_up_while_it_ran_changes_nothing_when_it_ends(
         session,
     )
     assert sent_on == 0
+
+
+async def test_an_upload_given_up_while_it_ran_cannot_overwrite_the_attempt_after_it(
+    gateway: Gateway, settings: CommonSettings
+) -> None:
+    """A stalled PUT is given up, the file is sent again (other bytes, same size) and
+    submitted; then the stalled PUT wakes and sends the rest. The file's object still holds
+    the later attempt's bytes, and the given-up attempt leaves nothing behind."""
+    project = await new_project(gateway)
+    first, second = jpeg(43), jpeg(44)
+    assert len(first) == len(second) and first != second
+    half = len(first) // 2
+    go_on = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield first[:half]
+        await go_on.wait()
+        yield first[half:]
+
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        batch = await add(client, session, {"path": "twice.jpg", "size": len(first)})
+        file_id = batch["files"][0]["id"]
+        url = f"/v1/sessions/{session}/files/{file_id}/content"
+        stalled = asyncio.create_task(client.put(url, content=slow_body()))
+
+        async def uploading() -> bool | None:
+            files = (await client.get(f"/v1/sessions/{session}")).json()["files"]
+            return True if files[0]["status"] == "uploading" else None
+
+        await eventually(uploading)
+        assert await fail_stalled(gateway.runtime.db.pool, idle_seconds=0) == 1
+        again = await put(client, session, file_id, second)
+        assert again.json()["status"] == "uploaded", again.text
+        assert (await client.post(f"/v1/sessions/{session}/submit")).status_code == 200
+        go_on.set()
+        assert error(await stalled, 409) == "upload_superseded"
+    [event] = await _events_of(settings, "darkroom.media.uploaded.v1", session, 1)
+    assert event["sha256"] == sha(second)
+    assert await gateway.stored(project.id, file_id) == [event["media"]["object_key"]]
+    stored = await gateway.runtime.blobs.sha256("originals", event["media"]["object_key"])
+    assert stored == sha(second)
 
 
 async def test_a_file_may_declare_a_higher_level_up_to_the_ceiling(

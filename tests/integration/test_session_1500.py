@@ -116,26 +116,31 @@ def left_failed(plan: dict[int, str]) -> set[int]:
 
 
 @pytest.fixture
-async def stored(gateway: Gateway) -> AsyncIterator[list[str]]:
-    """Keys of the originals the test stores, removed afterwards: they weigh some 600 MB."""
-    keys: list[str] = []
-    yield keys
+async def stored(gateway: Gateway) -> AsyncIterator[list[tuple[str, str]]]:
+    """The files (project, file) whose originals the test stores, removed afterwards: they
+    weigh some 600 MB."""
+    files: list[tuple[str, str]] = []
+    yield files
     bucket = gateway.runtime.settings.bucket_originals
-    await _at_most(AT_ONCE, (gateway.runtime.blobs.remove(bucket, key) for key in keys))
+
+    async def remove(project_id: str, file_id: str) -> None:
+        for key in await gateway.stored(project_id, file_id):
+            await gateway.runtime.blobs.remove(bucket, key)
+
+    await _at_most(AT_ONCE, (remove(*file) for file in files))
 
 
 async def test_a_1500_file_session_survives_failures_and_emits_one_event_per_file(
-    gateway: Gateway, settings: CommonSettings, stored: list[str]
+    gateway: Gateway, settings: CommonSettings, stored: list[tuple[str, str]]
 ) -> None:
     photos = [Photo(n) for n in range(FILES)]
     plan, kept_failed = fault_plan(), left_failed(fault_plan())
     uploaded = [p for p in photos if p.number not in kept_failed | {NEVER_SENT}]
     project = await new_project(gateway, "capture", recipient_emails=["ops@example.org"])
-    bucket = gateway.runtime.settings.bucket_originals
     async with gateway.client(project.uploader) as client:
         session = await new_session(client, project, uploader_email="ana@example.org")
         ids = await _register(client, session, photos)
-        stored.extend(f"{project.id}/{file_id}/original" for file_id in ids.values())
+        stored.extend((project.id, file_id) for file_id in ids.values())
 
         async def send(photo: Photo) -> None:
             file_id, fault = ids[photo.number], plan.get(photo.number)
@@ -156,9 +161,7 @@ async def test_a_1500_file_session_survives_failures_and_emits_one_event_per_fil
             n: _state_after_first_attempts(n, plan) for n in ids
         }
         for n in plan:
-            assert (
-                await gateway.runtime.blobs.stat(bucket, f"{project.id}/{ids[n]}/original") is None
-            )
+            assert await gateway.stored(project.id, ids[n]) == []
 
         async def retry(photo: Photo) -> None:
             response = await put(client, session, ids[photo.number], photo.data)

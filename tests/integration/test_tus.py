@@ -88,8 +88,7 @@ async def test_tuspy_uploads_a_large_file_in_chunks(gateway: Gateway) -> None:
         state = await file_state(client, session, file_id)
     assert state["status"] == "uploaded", state
     assert state["sha256"] == sha(data) and state["content_type"] == "image/jpeg"
-    stored = await gateway.runtime.blobs.sha256("originals", f"{project.id}/{file_id}/original")
-    assert stored == sha(data)
+    assert await gateway.stored_sha256(file_id) == sha(data)
 
 
 async def test_an_upload_resumes_after_the_connection_drops(gateway: Gateway) -> None:
@@ -388,8 +387,7 @@ async def test_bytes_unlike_the_declared_sha256_fail_the_file(gateway: Gateway) 
         assert error(await patch(client, url, 0, data), 422) == "checksum_mismatch"
         state = await file_state(client, session, file_id)
     assert (state["status"], state["code"]) == ("failed", "checksum_mismatch")
-    key = f"{project.id}/{file_id}/original"
-    assert await gateway.runtime.blobs.stat("originals", key) is None
+    assert await gateway.stored(project.id, file_id) == []
 
 
 async def test_another_projects_upload_is_answered_as_one_that_does_not_exist(

@@ -64,9 +64,12 @@ class MediaRef(BaseModel):
         examples=["9d8c7b6a-5e4f-4a3b-8c2d-1e0f9a8b7c6d"],
     )
     object_key: str = Field(
-        description="Key of the original in the originals bucket, built from ids only.",
+        description=(
+            "Key of the original in the originals bucket, built from ids and the number of the"
+            " upload attempt that stored it; read it from here, never rebuild it."
+        ),
         examples=[
-            "0b7e4a52-2f7d-4c3e-8e61-2a9d8c7b6e5f/6f1c2b1e-8d3a-4c57-9a0b-1f2e3d4c5b6a/original"
+            "0b7e4a52-2f7d-4c3e-8e61-2a9d8c7b6e5f/6f1c2b1e-8d3a-4c57-9a0b-1f2e3d4c5b6a/1/original"
         ],
     )
     relative_path: str = Field(

@@ -636,7 +636,7 @@ async def _receive(
 ) -> schemas.File:
     policy, _ = policy_and_limits(session)
     path, size, file_id = row["relative_path"], row["declared_size"], row["id"]
-    key = object_key(session["project_id"], file_id)
+    key = object_key(session["project_id"], file_id, row["attempts"])
     found: list[Family] = []
 
     async def report(received: int) -> None:
@@ -647,7 +647,7 @@ async def _receive(
         runtime.settings.bucket_originals, key, chunks, size=size
     )
     return await complete_upload(
-        runtime, session, row, size=stored.size, sha256=stored.sha256, family=found[0]
+        runtime, session, row, key=key, size=stored.size, sha256=stored.sha256, family=found[0]
     )
 
 
@@ -656,27 +656,35 @@ async def complete_upload(
     session: asyncpg.Record,
     row: asyncpg.Record,
     *,
+    key: str,
     size: int,
     sha256: str,
     family: Family,
 ) -> schemas.File:
-    """Mark a stored file uploaded, or skip it as a duplicate of a copy already in the session.
+    """Mark a file uploaded, its bytes stored at ``key``, or skip it as a duplicate of a copy
+    already in the session.
 
-    The one end of every upload, plain or resumable: bytes that do not match the SHA-256 the
-    file was added with are removed and the file fails.
+    The one end of every upload, plain or resumable. The key is this attempt's alone, so the
+    bytes are removed whenever the file does not keep them: they do not match the SHA-256 the
+    file was added with (the file fails), they are a copy, or the upload was given up.
     """
     file_id, attempt = row["id"], row["attempts"]
-    key = object_key(session["project_id"], file_id)
-    pool = runtime.db.pool
+    pool, bucket = runtime.db.pool, runtime.settings.bucket_originals
     if row["declared_sha256"] and row["declared_sha256"] != sha256:
         reason = "The bytes received do not match the declared SHA-256."
-        if await store.fail(pool, file_id, "checksum_mismatch", reason, attempt=attempt):
-            await runtime.blobs.remove(runtime.settings.bucket_originals, key)
+        await store.fail(pool, file_id, "checksum_mismatch", reason, attempt=attempt)
+        await runtime.blobs.remove(bucket, key)
         raise Refused("checksum_mismatch", reason)
     kind = content_type(family, extension(row["relative_path"]))
     try:
         done = await store.finish_upload(
-            pool, file_id, attempt=attempt, size=size, sha256=sha256, content_type=kind
+            pool,
+            file_id,
+            attempt=attempt,
+            size=size,
+            sha256=sha256,
+            content_type=kind,
+            object_key=key,
         )
     except asyncpg.UniqueViolationError as error:  # a copy finished at the same moment
         if error.constraint_name != "files_one_copy":
@@ -686,6 +694,8 @@ async def complete_upload(
         done = await store.skip_as_duplicate(
             pool, file_id, attempt=attempt, duplicate_of=copy["id"], sha256=sha256
         )
+    if done is None or done["status"] == "skipped_duplicate":
+        await runtime.blobs.remove(bucket, key)
     if done is None:
         raise Refused(
             "upload_superseded",
@@ -693,14 +703,15 @@ async def complete_upload(
             " again); the file is as its later attempt left it.",
             409,
         )
-    if done["status"] == "skipped_duplicate":
-        await runtime.blobs.remove(runtime.settings.bucket_originals, key)
     return file_view(done)
 
 
-def object_key(project_id: uuid.UUID, file_id: uuid.UUID) -> str:
-    """Object keys are built from ids only, never from a user's file name."""
-    return f"{project_id}/{file_id}/original"
+def object_key(project_id: uuid.UUID, file_id: uuid.UUID, attempt: int) -> str:
+    """Where one upload attempt of a file writes its bytes: built from ids and the attempt's
+    number only, never from a user's file name; an attempt given up while it ran cannot
+    overwrite the bytes of the one after it. The file keeps the key of the attempt that
+    finished it (``files.object_key``)."""
+    return f"{project_id}/{file_id}/{attempt}/original"
 
 
 async def _body(request: Request) -> AsyncIterator[bytes]:
@@ -770,7 +781,7 @@ def uploaded_event(session: asyncpg.Record, row: asyncpg.Record) -> MediaUploade
             media_id=row["id"],
             project_id=session["project_id"],
             session_id=session["id"],
-            object_key=object_key(session["project_id"], row["id"]),
+            object_key=row["object_key"],
             relative_path=row["relative_path"],
             ai_tagging=session["ai_tagging"],
             classification=Classification(row["classification"] or session["classification"]),

@@ -297,9 +297,11 @@ async def finish_upload(
     size: int,
     sha256: str,
     content_type: str,
+    object_key: str,
 ) -> Record | None:
-    """The file uploaded, or skipped as a duplicate of the session's stored copy of the same
-    bytes; its row as it now stands, or None if this upload no longer holds it. Two copies
+    """The file uploaded (its bytes at ``object_key``), or skipped as a duplicate of the
+    session's stored copy of the same bytes; its row as it now stands, or None if this upload
+    no longer holds it. Two copies
     finishing at the same moment both find none: the later one is stopped by the
     ``files_one_copy`` index (``UniqueViolationError``)."""
     return await conn.fetchrow(
@@ -308,12 +310,14 @@ async def finish_upload(
         " UPDATE files SET status = CASE WHEN (SELECT id FROM copy) IS NULL"
         "  THEN 'uploaded' ELSE 'skipped_duplicate' END,"
         " duplicate_of = (SELECT id FROM copy), received_bytes = $2, sha256 = $3,"
+        " object_key = CASE WHEN (SELECT id FROM copy) IS NULL THEN $6 END,"
         f" content_type = $4, updated_at = now() WHERE id = $1 AND {_HELD}$5 RETURNING *",
         file_id,
         size,
         sha256,
         content_type,
         attempt,
+        object_key,
     )
 
 

@@ -186,25 +186,26 @@ async def create(
     if previous is not None:
         if await _remove_unless_held(runtime.db.pool, previous["id"]) is None:
             raise _busy()
-        await _discard(runtime, previous, session)
+        await _discard(runtime, previous)
         await store.fail(
             runtime.db.pool,
             file_id,
             "upload_restarted",
             "A new upload of this file replaced the one before.",
         )
-    await claim_upload(runtime.db.pool, session_id, file_id)
+    claimed = await claim_upload(runtime.db.pool, session_id, file_id)
     upload_id = uuid.uuid4()
     settings = cast(IngestSettings, runtime.settings)
     expires = datetime.now(UTC) + timedelta(seconds=settings.tus_expiry_seconds)
     await runtime.db.pool.execute(
-        "INSERT INTO tus_uploads (id, file_id, session_id, length, expires_at)"
-        " VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO tus_uploads (id, file_id, session_id, length, expires_at, object_key)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
         upload_id,
         file_id,
         session_id,
         row["declared_size"],
         expires,
+        object_key(session["project_id"], file_id, claimed["attempts"]),
     )
     location = str(request.url_for("offset", upload_id=str(upload_id)))
     return Response(
@@ -414,7 +415,7 @@ class _Append:
         self.upload = upload
         self.checksum = checksum
         self.bucket = runtime.settings.bucket_originals
-        self.key = object_key(session["project_id"], upload["file_id"])
+        self.key = upload["object_key"]
         self.parts: list[list[Any]] = json.loads(upload["parts"])
         self.multipart_id: str | None = upload["multipart_id"]
         self.family: Family | None = Family(upload["family"]) if upload["family"] else None
@@ -568,7 +569,7 @@ class _Append:
             await self.forget()
             return
         stored = {**self.upload, "multipart_id": self.multipart_id}
-        await _discard(self.runtime, stored, self.session)
+        await _discard(self.runtime, stored)
 
     async def forget(self) -> None:
         """The upload is no longer this request's: drop only what nobody else can know of."""
@@ -583,6 +584,7 @@ class _Append:
             runtime,
             self.session,
             self.file_row,
+            key=self.key,
             size=upload["length"],
             sha256=sha256,
             family=self.family,
@@ -615,13 +617,11 @@ class _Gathered:
         return b"".join(self._pieces)
 
 
-async def _discard(runtime: Runtime, upload: Mapping[str, Any], session: Mapping[str, Any]) -> None:
+async def _discard(runtime: Runtime, upload: Mapping[str, Any]) -> None:
     """Drop what an upload stored in S3: its multipart parts and its tail."""
     bucket = runtime.settings.bucket_originals
     if upload["multipart_id"]:
-        await runtime.blobs.abort_multipart(
-            bucket, object_key(session["project_id"], upload["file_id"]), upload["multipart_id"]
-        )
+        await runtime.blobs.abort_multipart(bucket, upload["object_key"], upload["multipart_id"])
     if upload["tail_key"]:
         await runtime.blobs.remove(bucket, upload["tail_key"])
     _hashes.pop(upload["id"], None)
@@ -630,11 +630,11 @@ async def _discard(runtime: Runtime, upload: Mapping[str, Any], session: Mapping
 @router.delete("/{upload_id}", status_code=204)
 async def terminate(upload_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) -> Response:
     """Cancel an upload: its stored bytes are removed and the file is marked failed."""
-    _, session = await _upload(runtime, caller, upload_id)
+    await _upload(runtime, caller, upload_id)  # the caller may, and it has not expired
     upload = await _remove_unless_held(runtime.db.pool, upload_id)
     if upload is None:
         raise _busy()
-    await _discard(runtime, upload, session)
+    await _discard(runtime, upload)
     await store.fail(
         runtime.db.pool, upload["file_id"], "upload_cancelled", "The upload was cancelled."
     )
@@ -644,14 +644,13 @@ async def terminate(upload_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep
 async def clean_expired(runtime: Runtime) -> int:
     """Remove expired unfinished uploads from S3 and the database; their files fail."""
     rows = await runtime.db.pool.fetch(
-        "SELECT t.*, s.project_id, f.attempts FROM tus_uploads t"
-        " JOIN sessions s ON s.id = t.session_id JOIN files f ON f.id = t.file_id"
+        "SELECT t.*, f.attempts FROM tus_uploads t JOIN files f ON f.id = t.file_id"
         f" WHERE t.expires_at < now() AND NOT {_HELD} ORDER BY t.expires_at LIMIT 500"
     )
     for row in rows:
         if await _remove_unless_held(runtime.db.pool, row["id"]) is None:
             continue  # a PATCH took it meanwhile
-        await _discard(runtime, row, row)
+        await _discard(runtime, row)
         await store.fail(
             runtime.db.pool,
             row["file_id"],
