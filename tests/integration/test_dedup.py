@@ -20,9 +20,11 @@ from darkroom.common.events import (
     MediaUploaded,
     NotDuplicate,
 )
+from darkroom.common.pool import WorkFailed
 from darkroom.common.settings import CommonSettings, DedupSettings
 from darkroom.dedup.app import create_runtime
 from darkroom.dedup.hashing import Hashes, distance, picture_hashes
+from darkroom.dedup.worker import Hasher
 
 from .backbone import eventually
 from .consumers import Consumer, consumer
@@ -127,6 +129,29 @@ async def test_a_broken_file_fails_alone_and_the_service_goes_on(dedup: Consumer
     assert found[broken.media_id]["reason"].endswith(".")
     assert found[good.media_id]["outcome"] == "ok"
     assert all(replica.policy.halted is None for replica in dedup.replicas)
+
+
+async def test_a_medium_read_well_keeps_its_group_when_a_read_again_is_cut_short(
+    dedup: Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processed again (a backfill) on a busy machine, its hashing passes the time limit: its
+    earlier hashes and group stand, and its result is said again."""
+    await dedup.start(1)
+    project = uuid.uuid4()
+    one = await dedup.upload(project, FUJI.read_bytes())
+    await dedup.latest(one)
+    two = await dedup.upload(project, reencoded(FUJI))
+    first = await dedup.latest(one, two, results=3)  # two joins one: both get a result
+    assert together(first, one, two)
+
+    async def cut_short(self: Hasher, event: MediaUploaded) -> Hashes:
+        raise WorkFailed("hashing_timeout", "Reading the file took longer than 30 s.")
+
+    monkeypatch.setattr(Hasher, "hash", cut_short)
+    await dedup.reprocess(two)
+    again = await dedup.latest(one, two, results=4)
+    assert again[two.media_id] == first[two.media_id]
+    assert together(again, one, two)
 
 
 async def test_two_replicas_given_copies_at_once_make_one_group(dedup: Consumer) -> None:

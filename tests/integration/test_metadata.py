@@ -19,6 +19,7 @@ from darkroom.common.events import (
     cloudevent_headers,
     dlq_topic,
 )
+from darkroom.common.pool import WorkFailed
 from darkroom.common.runtime import Runtime
 from darkroom.common.settings import CommonSettings, MetadataSettings
 from darkroom.common.topics import skip_backlog
@@ -76,10 +77,16 @@ async def upload(
     ref = ref.model_copy(update={"object_key": f"{ref.project_id}/{ref.media_id}/original"})
     if data is not None:
         await runtime.blobs.put_bytes("originals", ref.object_key, data)
+    await announce(runtime, ref, len(data or b""), content_type)
+    return ref
+
+
+async def announce(runtime: Runtime, ref: MediaRef, size: int, content_type: str) -> None:
+    """Announce a stored original (again: as an event of its own, processed again)."""
     event = MediaUploaded(
         media=ref,
         sha256="0" * 64,
-        size=len(data or b""),
+        size=size,
         content_type=content_type,
         session_capture_date=date(2024, 5, 17),
         project_timezone="Europe/Paris",
@@ -93,14 +100,15 @@ async def upload(
         key=event.key().encode(),
         headers=cloudevent_headers(event, source="darkroom/test"),
     )
-    return ref
 
 
-async def result_for(settings: CommonSettings, media_id: uuid.UUID) -> list[dict[str, Any]]:
+async def result_for(
+    settings: CommonSettings, media_id: uuid.UUID, results: int = 1
+) -> list[dict[str, Any]]:
     async def found() -> list[dict[str, Any]] | None:
         records = await read_topic(settings, MediaMetadata.topic, 1, everything=True)
         mine = [json.loads(r.value) for r in records if r.key == str(media_id).encode()]
-        return mine or None
+        return mine if len(mine) >= results else None
 
     return list(await eventually(found, timeout=60))
 
@@ -206,3 +214,30 @@ async def test_no_transaction_is_open_while_a_medium_is_read(
     [result] = await result_for(settings, ref.media_id)
     assert held == 0  # no connection, no snapshot held for as long as the read takes
     assert result["outcome"] == "ok"
+
+
+async def test_a_medium_read_well_keeps_its_result_when_a_read_again_is_cut_short(
+    metadata: Runtime, settings: CommonSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processed again (a backfill) on a busy machine, its read passes the time limit: the
+    result read before stands and is said again. A medium never read well fails as before."""
+    data = CARDIFF.read_bytes()
+    ref = await upload(metadata, data)
+    [first] = await result_for(settings, ref.media_id)
+    assert first["outcome"] == "ok" and first["model"] == "iPhone 6 Plus"
+
+    async def cut_short(self: Extractor, event: MediaUploaded) -> Any:
+        raise WorkFailed("extraction_timeout", "Reading the file took longer than 30 s.")
+
+    monkeypatch.setattr(Extractor, "extract", cut_short)
+    await announce(metadata, ref, len(data), "image/jpeg")
+    _, again = await result_for(settings, ref.media_id, results=2)
+    assert again == first
+    stored = await metadata.db.pool.fetchrow(
+        "SELECT outcome, model, captured_at FROM media_metadata WHERE media_id = $1", ref.media_id
+    )
+    assert (stored["outcome"], stored["model"]) == ("ok", "iPhone 6 Plus")
+
+    never = await upload(metadata, data)
+    [failed] = await result_for(settings, never.media_id)
+    assert (failed["outcome"], failed["reason_code"]) == ("failed", "extraction_timeout")

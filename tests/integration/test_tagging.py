@@ -22,10 +22,13 @@ from darkroom.common.events import (
     RemoveFace,
     TaggingCommand,
 )
+from darkroom.common.pool import WorkFailed
 from darkroom.common.settings import CommonSettings, TaggingSettings
 from darkroom.tagging import store as tagging_store
+from darkroom.tagging.analysis import Analysis
 from darkroom.tagging.app import create_runtime
 from darkroom.tagging.handlers import recluster
+from darkroom.tagging.worker import Analyser
 from tests.unit.corpus_truth import CORPUS, FACES_PEOPLE
 
 from .backbone import eventually, read_topic
@@ -196,6 +199,42 @@ async def test_a_removed_face_stays_removed_through_re_clustering_and_reprocessi
     again = await eventually(lambda: _newer(tagging, two, earlier), timeout=120)
     assert [f["face_id"] for f in again["faces"]] == [face_two["face_id"]]
     assert again["faces"][0]["person_id"] is None and person_tags(again) == set()
+
+
+async def test_a_medium_read_well_keeps_its_tags_when_a_read_again_is_cut_short(
+    tagging: Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processed again (a backfill) on a busy machine, its analysis passes the time limit: its
+    faces, persons and tags as read before stand, and are said again."""
+    project = uuid.uuid4()
+    one = await tagging.upload(
+        project, (PEOPLE / "biden" / "biden.jpg").read_bytes(), "Trip/a.jpg", ai_tagging=True
+    )
+    [face] = (await tagging.latest(one, timeout=120))[one.media_id]["faces"]
+    await tagging.send(
+        TaggingCommand(
+            project_id=project,
+            command=NamePerson(person_id=uuid.UUID(face["person_id"]), name="Joe"),
+        )
+    )
+    named = await eventually(
+        lambda: _newer_where(tagging, one, lambda r: person_tags(r) == {"Joe"}), timeout=60
+    )
+
+    async def cut_short(self: Analyser, event: MediaUploaded) -> Analysis:
+        raise WorkFailed("analysis_timeout", "Reading the file took longer than 60 s.")
+
+    monkeypatch.setattr(Analyser, "analyse", cut_short)
+    earlier = await _results(tagging, one)
+    await tagging.reprocess(one)
+    again = await eventually(lambda: _newer(tagging, one, earlier), timeout=120)
+    assert again == named
+    assert again["outcome"] == "ok" and [f["face_id"] for f in again["faces"]] == [face["face_id"]]
+
+
+async def _newer_where(tagging: Consumer, ref: MediaRef, wanted: Callable[[Any], bool]) -> Any:
+    latest = (await tagging.latest(ref))[ref.media_id]
+    return latest if wanted(latest) else None
 
 
 async def test_a_named_person_whose_faces_were_all_removed_takes_no_new_face(

@@ -67,23 +67,31 @@ class UnreadableMedia(ValueError):
 
 @dataclass(frozen=True)
 class Failure:
-    """Why a file itself could not be read: the reason of a failed result."""
+    """Why a file itself could not be read: the reason of a failed result.
+
+    ``transient``: the work passed its time limit or crashed its process, which another run
+    may not (the machine was busy). A medium read well before keeps that result over such a
+    failure when it is processed again.
+    """
 
     code: str
     message: str
+    transient: bool = False
 
 
 async def attempt(work: Awaitable[T]) -> T | Failure:
     """The work on one file, or why the file could not be read.
 
-    A file no decoder reads, one whose work passed its time limit or crashed its process, and
-    an original missing from storage are the file's own fault: a ``Failure``, never a retry or
-    a dead letter. Anything else (S3 or the database unavailable) is raised.
+    A file no decoder reads, one whose work passed its time limit or crashed its process
+    (``transient``), and an original missing from storage give a failed result: a ``Failure``,
+    never a retry or a dead letter. Anything else (S3 or the database unavailable) is raised.
     """
     try:
         return await work
-    except (UnreadableMedia, WorkFailed) as error:
+    except UnreadableMedia as error:
         return Failure(error.code, error.message)
+    except WorkFailed as error:
+        return Failure(error.code, error.message, transient=True)
     except S3Error as error:
         if error.code not in MISSING:
             raise

@@ -48,10 +48,21 @@ async def on_uploaded(event: MediaUploaded, deps: Deps) -> Write:
     read = await attempt(deps.hasher.hash(event))
     hashes = None if isinstance(read, Failure) else read
     failure = (read.code, read.message) if isinstance(read, Failure) else None
+    cut_short = read.code if isinstance(read, Failure) and read.transient else None
     ref = event.media
 
     async def write(tx: Transaction) -> None:
         await store.lock_project(tx, ref.project_id)
+        earlier = await store.member(tx, ref.project_id, ref.media_id) if cut_short else None
+        if earlier is not None and earlier.outcome == Outcome.OK:
+            # processed again, cut short: the hashes read before stand, and so does its group
+            log.warning(
+                "hashing the medium again failed (%s); its earlier result stands",
+                cut_short,
+                extra={"media_id": str(ref.media_id)},
+            )
+            await _announce(tx, ref.project_id, ref.media_id)
+            return
         await store.save(tx, ref, event.sha256, hashes, failure)
         medium = await store.member(tx, ref.project_id, ref.media_id)
         assert medium is not None

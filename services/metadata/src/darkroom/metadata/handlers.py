@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from darkroom.common.blobs import Blobs
@@ -14,6 +15,7 @@ from darkroom.metadata.extract import Extracted
 from darkroom.metadata.worker import Extractor
 
 SOURCE = "darkroom/metadata"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ async def on_uploaded(event: MediaUploaded, deps: Deps) -> Write:
     """Read the medium and store its derived images; then, in the transaction, its metadata
     and what was found."""
     found = await attempt(deps.extractor.extract(event))
+    cut_short = found.code if isinstance(found, Failure) and found.transient else None
     if isinstance(found, Failure):
         result = MediaMetadata(
             media=event.media, outcome=Outcome.FAILED, reason_code=found.code, reason=found.message
@@ -35,6 +38,15 @@ async def on_uploaded(event: MediaUploaded, deps: Deps) -> Write:
         result = await _ok(event, found, deps)
 
     async def write(tx: Transaction) -> None:
+        earlier = await store.earlier_ok(tx, event.media) if cut_short else None
+        if earlier is not None:  # processed again, cut short: what was read before stands
+            log.warning(
+                "reading the medium again failed (%s); its earlier result stands",
+                cut_short,
+                extra={"media_id": str(event.media.media_id)},
+            )
+            await publish(tx, earlier, source=SOURCE)
+            return
         await store.save(tx, result)
         await publish(tx, result, source=SOURCE)
 

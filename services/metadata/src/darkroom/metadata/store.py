@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timezone
+
 from darkroom.common.db import Transaction
-from darkroom.common.events import MediaMetadata
+from darkroom.common.events import GeoPoint, MediaMetadata, MediaRef, Outcome
 
 
 async def save(tx: Transaction, result: MediaMetadata) -> None:
@@ -49,4 +51,38 @@ async def save(tx: Transaction, result: MediaMetadata) -> None:
         result.duration_seconds,
         result.thumbnail_key,
         result.preview_key,
+    )
+
+
+async def earlier_ok(tx: Transaction, ref: MediaRef) -> MediaMetadata | None:
+    """The medium's result as stored, if it was read well."""
+    row = await tx.fetchrow(
+        "SELECT * FROM media_metadata WHERE media_id = $1 AND outcome = 'ok'", ref.media_id
+    )
+    if row is None:
+        return None
+    captured, offset = row["captured_at"], row["utc_offset"]
+    latitude, longitude = row["latitude"], row["longitude"]
+    return MediaMetadata(
+        media=ref,
+        outcome=Outcome.OK,
+        captured_at=captured.astimezone(timezone(offset)) if captured and offset else captured,
+        offset_source=row["offset_source"],
+        make=row["make"],
+        model=row["model"],
+        lens=row["lens"],
+        orientation=row["orientation"],
+        width=row["width"],
+        height=row["height"],
+        gps=(
+            GeoPoint(latitude=latitude, longitude=longitude, altitude=row["altitude"])
+            if latitude is not None and longitude is not None
+            else None
+        ),
+        country_code=row["country_code"],
+        country=row["country"],
+        region=row["region"],
+        duration_seconds=row["duration_s"],
+        thumbnail_key=row["thumbnail_key"],
+        preview_key=row["preview_key"],
     )

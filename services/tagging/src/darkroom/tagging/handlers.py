@@ -60,10 +60,12 @@ async def on_uploaded(event: MediaUploaded, deps: Deps) -> Write:
     tags = folder_tags(ref.relative_path) + session_tags(event.source, event.view_name)
     analysis: Analysis | None = None
     failure: tuple[str, str] | None = None
+    cut_short: str | None = None
     if ref.ai_tagging:
         read = await attempt(deps.analyser.analyse(event))
         if isinstance(read, Failure):
             failure = (read.code, read.message)
+            cut_short = read.code if read.transient else None
         else:
             analysis = read
     if analysis is not None and analysis.sensitive:
@@ -74,6 +76,16 @@ async def on_uploaded(event: MediaUploaded, deps: Deps) -> Write:
 
     async def write(tx: Transaction) -> None:
         await store.lock_project(tx, ref.project_id)
+        earlier = await store.medium(tx, ref.media_id) if cut_short else None
+        if earlier is not None and earlier["outcome"] == Outcome.OK:
+            # processed again, cut short: its tags and faces as read before stand
+            log.warning(
+                "reading the medium again failed (%s); its earlier result stands",
+                cut_short,
+                extra={"media_id": str(ref.media_id)},
+            )
+            await announce(tx, ref.media_id)
+            return
         await store.save_medium(tx, ref, tags, failure)
         if analysis is not None:
             # A medium read again (reprocessed) has its faces found again; each one found where
