@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from pydantic import ValidationError
 
 from darkroom.common.settings import SERVICE_SETTINGS, IngestSettings, NotifySettings, env_names
 
@@ -30,3 +33,31 @@ def test_every_variable_is_prefixed_and_distinct(settings: type[IngestSettings])
     assert all(name.startswith("DARKROOM_") for name in names)
     assert len(names) == len(set(names))
     assert f"DARKROOM_{settings.service.upper()}_DATABASE_URL" in names
+
+
+@pytest.mark.parametrize(
+    ("variables", "told"),
+    [
+        (
+            {"DARKROOM_NOTIFY_UNCONFIRMED_AFTER_SECONDS": "10"},
+            "DARKROOM_NOTIFY_UNCONFIRMED_AFTER_SECONDS (10) must be longer than a send may take",
+        ),
+        (
+            {"DARKROOM_NOTIFY_SMTP_TIMEOUT_SECONDS": "30"},
+            "must be shorter than DARKROOM_SHUTDOWN_GRACE_SECONDS (20)",
+        ),
+        (
+            {"DARKROOM_SHUTDOWN_GRACE_SECONDS": "10"},
+            "must be shorter than DARKROOM_SHUTDOWN_GRACE_SECONDS (10)",
+        ),
+    ],
+)
+def test_notify_refuses_timeouts_that_would_send_twice(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], told: str
+) -> None:
+    """A send longer than its claim, or than a stop's grace, would go twice in normal running:
+    the service does not start, and says which setting to change."""
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=re.escape(told)):
+        NotifySettings()

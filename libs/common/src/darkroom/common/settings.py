@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_DATABASE = "postgresql://darkroom:darkroom@127.0.0.1:5432/darkroom_{service}"
@@ -236,7 +236,7 @@ class NotifySettings(SealingSettings):
     smtp_tls: bool = _own("notify", "smtp_tls", False, "Connect with implicit TLS.")
     mail_from: str = _own("notify", "mail_from", "darkroom@localhost", "Sender address.")
     smtp_timeout_seconds: float = _own(
-        "notify", "smtp_timeout_seconds", 30.0, "Time one SMTP conversation may take."
+        "notify", "smtp_timeout_seconds", 15.0, "Time one SMTP conversation may take."
     )
     webhook_timeout_seconds: float = _own(
         "notify", "webhook_timeout_seconds", 10.0, "Time a webhook receiver has to answer."
@@ -273,6 +273,25 @@ class NotifySettings(SealingSettings):
     failed_files_listed: int = _own(
         "notify", "failed_files_listed", 50, "Failed files named in an e-mail; the rest counted."
     )
+
+    @model_validator(mode="after")
+    def _a_send_fits(self) -> NotifySettings:
+        """One send (an SMTP conversation, a webhook call) ends before its claim lapses, and
+        within a stop's grace: else it would go twice (with the same id) in normal running."""
+        longest = max(self.smtp_timeout_seconds, self.webhook_timeout_seconds)
+        if self.unconfirmed_after_seconds <= longest:
+            raise ValueError(
+                f"DARKROOM_NOTIFY_UNCONFIRMED_AFTER_SECONDS ({self.unconfirmed_after_seconds:g})"
+                f" must be longer than a send may take ({longest:g} s, the SMTP or webhook"
+                " timeout): a send still running would be claimed and sent again"
+            )
+        if longest >= self.shutdown_grace_seconds:
+            raise ValueError(
+                f"the SMTP and webhook timeouts ({longest:g} s) must be shorter than"
+                f" DARKROOM_SHUTDOWN_GRACE_SECONDS ({self.shutdown_grace_seconds:g}): a send"
+                " still running when a stop's grace ends is cut short and sent again"
+            )
+        return self
 
 
 SERVICE_SETTINGS: tuple[type[ServiceSettings], ...] = (

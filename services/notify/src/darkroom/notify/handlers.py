@@ -31,7 +31,8 @@ from darkroom.notify import messages, store, targets
 from darkroom.notify.store import Delivery
 
 log = logging.getLogger(__name__)
-BATCH = 20
+# Claimed together and sent at once: each claim's sends begin as it is made, so none waits
+# for others (``unconfirmed_after_seconds`` need only outlast one send).
 AT_ONCE = 8
 
 
@@ -100,30 +101,28 @@ async def dispatch(
     in flight end and are recorded, the claimed ones not yet begun are given back, and no
     other is claimed); returns how many were claimed."""
     attempted = 0
-    limit = asyncio.Semaphore(AT_ONCE)
     # No proxy from the environment: requests go to the address targets.pinned checked.
     async with httpx.AsyncClient(
         timeout=settings.webhook_timeout_seconds, trust_env=False, follow_redirects=False
     ) as client:
         while not (until and until.is_set()) and (
             due := await store.claim(
-                db, BATCH, timedelta(seconds=settings.unconfirmed_after_seconds)
+                db, AT_ONCE, timedelta(seconds=settings.unconfirmed_after_seconds)
             )
         ):
 
             async def one(delivery: Delivery) -> Delivery | None:
                 """The delivery if it is given back unsent, else None once it is recorded."""
-                async with limit:
-                    if until is not None and until.is_set():
-                        return delivery
-                    outcome, detail = await _attempt(delivery, settings, sealer, client)
-                    if outcome == "retry" and datetime.now(UTC) >= delivery.give_up_at:
-                        outcome, detail = (
-                            "failed",
-                            f"gave up after {delivery.attempts} attempts: {detail}",
-                        )
-                    await store.record(db, delivery, outcome, detail, _backoff(delivery, settings))
-                    return None
+                if until is not None and until.is_set():
+                    return delivery
+                outcome, detail = await _attempt(delivery, settings, sealer, client)
+                if outcome == "retry" and datetime.now(UTC) >= delivery.give_up_at:
+                    outcome, detail = (
+                        "failed",
+                        f"gave up after {delivery.attempts} attempts: {detail}",
+                    )
+                await store.record(db, delivery, outcome, detail, _backoff(delivery, settings))
+                return None
 
             # every send ends before the client closes, whatever one of them raised
             ended = await asyncio.gather(*(one(d) for d in due), return_exceptions=True)
