@@ -12,7 +12,9 @@ from pydantic import BaseModel, ValidationError
 from darkroom.common.docs import documents
 from darkroom.common.events import (
     CATALOG,
+    FAILED_LISTED,
     Event,
+    FileOutcome,
     MediaRef,
     MediaUploaded,
     SessionSubmitted,
@@ -138,3 +140,26 @@ def test_generated_documents_are_current(name: str) -> None:
     assert committed == documents()[name]
     if name.endswith(".json"):
         assert json.loads(committed)["asyncapi"] == "3.0.0"
+
+
+def test_a_session_event_names_the_first_failures_and_stays_far_under_kafkas_limit() -> None:
+    """1,500 failed files at the longest paths the gateway takes (1,024 characters, here of
+    two bytes each): the event names the first FAILED_LISTED, counts them all, and stays under
+    half of Kafka's 1 MB."""
+    failed = [
+        FileOutcome(relative_path=f"{n:04d}" + "é" * 1020, reason="The upload stopped. " * 10)
+        for n in range(1500)
+    ]
+    event = SessionSubmitted(
+        session_id=uuid.uuid4(),
+        project_id=uuid.uuid4(),
+        view_name="v",
+        source="s",
+        uploaded=0,
+        skipped=0,
+        failed=failed,
+    )
+    assert event.failed_count == 1500 and event.failed == failed[:FAILED_LISTED]
+    assert len(event.model_dump_json().encode()) < 500_000
+    read = SessionSubmitted.model_validate_json(event.model_dump_json())  # as notify reads it
+    assert read == event

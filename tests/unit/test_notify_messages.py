@@ -101,3 +101,20 @@ def test_an_address_with_a_non_ascii_domain_goes_out_in_ascii() -> None:
     assert ascii_address("ana@example.org") == "ana@example.org"
     message = _email(PAYLOAD, recipient="ana@b\u00fccher.example")
     assert message["To"] == "ana@xn--bcher-kva.example"
+
+
+def test_an_email_counts_every_failure_the_event_counted_not_only_those_it_names() -> None:
+    """A session event names the first 100 failures and counts them all."""
+    listed = [{"relative_path": f"f{n}.jpg", "reason": "Not a JPEG."} for n in range(100)]
+    message = email(
+        "upload_failures",
+        {**PAYLOAD, "failed": listed, "failed_count": 1500},
+        sender="darkroom@example.org",
+        recipient="ana@example.org",
+        message_id="<x@example.org>",
+        failed_listed=50,
+        now=NOW,
+    )
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Failed: 1500" in text and "... and 1450 more." in text
+    assert "f49.jpg" in text and "f50.jpg" not in text

@@ -11,9 +11,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CE_SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -310,6 +310,12 @@ class WebhookTarget(BaseModel):
     )
 
 
+# A session event names at most this many failed files; ``failed_count`` counts them all (a
+# session's every failure is in the gateway's API). 1,500 failures with long paths would pass
+# Kafka's 1 MB; this many stay under half of it.
+FAILED_LISTED = 100
+
+
 class SessionEvent(Event):
     session_id: uuid.UUID = Field(
         description="The upload session.", examples=["9d8c7b6a-5e4f-4a3b-8c2d-1e0f9a8b7c6d"]
@@ -338,6 +344,24 @@ class SessionEvent(Event):
         examples=[30],
     )
 
+    failed: list[FileOutcome] = Field(
+        default_factory=list,
+        description=f"What failed, with reasons (files at upload for a submitted session, media"
+        f" at a processing step for a processed one): the first {FAILED_LISTED}.",
+    )
+    failed_count: int = Field(
+        0, ge=0, description="How many failed in all, listed or not.", examples=[3]
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list_the_first(cls, data: Any) -> Any:
+        """Given every failure, keep the first ``FAILED_LISTED`` and count them all."""
+        if isinstance(data, dict) and "failed_count" not in data and "failed" in data:
+            failed = list(data["failed"])
+            return {**data, "failed": failed[:FAILED_LISTED], "failed_count": len(failed)}
+        return data
+
     def key(self) -> str:
         return str(self.session_id)
 
@@ -351,9 +375,6 @@ class SessionSubmitted(SessionEvent):
     consumers: ClassVar[tuple[str, ...]] = ("notify",)
 
     uploaded: int = Field(ge=0, description="Files uploaded.", examples=[97])
-    failed: list[FileOutcome] = Field(
-        default_factory=list, description="Files that failed, with reasons."
-    )
     skipped: int = Field(ge=0, description="Duplicates skipped.", examples=[2])
 
 
@@ -375,9 +396,6 @@ class SessionProcessed(SessionEvent):
     )
     countries: list[str] = Field(
         default_factory=list, description="Country codes seen.", examples=[["FR", "DE"]]
-    )
-    failed: list[FileOutcome] = Field(
-        default_factory=list, description="Media a step failed on, with reasons."
     )
 
 

@@ -69,12 +69,8 @@ def ascii_address(address: str) -> str:
 
 def context(payload: dict[str, Any], failed_listed: int) -> dict[str, Any]:
     failed = payload.get("failed", [])
-    return {
-        **payload,
-        "failed": failed[:failed_listed],
-        "failed_count": len(failed),
-        "more": max(0, len(failed) - failed_listed),
-    }
+    listed, count = failed[:failed_listed], payload.get("failed_count", len(failed))
+    return {**payload, "failed": listed, "failed_count": count, "more": count - len(listed)}
 
 
 def email(
