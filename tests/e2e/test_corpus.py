@@ -101,8 +101,13 @@ class Run:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[subprocess.Popen[bytes]]:
     # A sender killed between claiming an e-mail and recording it is taken for dead after 20 s
-    # (5 min by default), so that a repeated e-mail would show within this test.
-    with make_up(replicas=2, env={"DARKROOM_NOTIFY_UNCONFIRMED_AFTER_SECONDS": "20"}) as make:
+    # (5 min by default), so that a repeated e-mail would show within this test; a send then
+    # has 10 s (the claim must last twice a send).
+    quick = {
+        "DARKROOM_NOTIFY_UNCONFIRMED_AFTER_SECONDS": "20",
+        "DARKROOM_NOTIFY_SMTP_TIMEOUT_SECONDS": "10",
+    }
+    with make_up(replicas=2, env=quick) as make:
         yield make
 
 

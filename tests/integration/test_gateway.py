@@ -15,7 +15,7 @@ import pytest
 from bench.dedup_set import without_exif
 from darkroom.common.sealing import PREFIX
 from darkroom.common.settings import CommonSettings
-from darkroom.ingest import api
+from darkroom.ingest import api, store
 from darkroom.ingest.admin import project as project_with_admin
 from darkroom.ingest.admin import reseal
 from darkroom.ingest.store import STALLED_AFTER, fail_stalled
@@ -790,6 +790,62 @@ async def test_an_upload_given_up_while_it_ran_cannot_overwrite_the_attempt_afte
     assert await gateway.stored(project.id, file_id) == [event["media"]["object_key"]]
     stored = await gateway.runtime.blobs.sha256("originals", event["media"]["object_key"])
     assert stored == sha(second)
+
+
+async def test_an_attempt_cut_short_after_its_bytes_were_stored_leaves_nothing_behind(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes are in S3 when the database fails to record them: the file fails, the
+    attempt's object goes, and the retry stores the file once."""
+    project = await new_project(gateway)
+    data = jpeg(45)
+
+    async def lost(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionResetError("the database went away")
+
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        file_id = (await add(client, session, {"path": "a.jpg", "size": len(data)}))["files"][0][
+            "id"
+        ]
+        monkeypatch.setattr(store, "finish_upload", lost)
+        assert (await put(client, session, file_id, data)).status_code == 500
+        monkeypatch.undo()
+        [state] = (await client.get(f"/v1/sessions/{session}")).json()["files"]
+        assert (state["status"], state["code"]) == ("failed", "upload_error")
+        assert await gateway.stored(project.id, file_id) == []
+        assert (await put(client, session, file_id, data)).json()["status"] == "uploaded"
+    assert await gateway.stored(project.id, file_id) == [f"{project.id}/{file_id}/2/original"]
+    assert await gateway.stored_sha256(file_id) == sha(data)
+
+
+async def test_rows_written_by_a_gateway_from_before_keys_per_attempt_get_the_first_key(
+    gateway: Gateway,
+) -> None:
+    """While a rolling update runs, older gateways finish files and start tus uploads without
+    naming a key: their bytes are at the first attempt's key, and the rows say so."""
+    project = await new_project(gateway)
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        batch = await add(
+            client, session, {"path": "a.jpg", "size": 10}, {"path": "b.jpg", "size": 10}
+        )
+    one, two = (uuid.UUID(f["id"]) for f in batch["files"])
+    pool = gateway.runtime.db.pool
+    key = await pool.fetchval(
+        "UPDATE files SET status = 'uploaded', sha256 = 'x', attempts = 1 WHERE id = $1"
+        " RETURNING object_key",
+        one,
+    )
+    assert key == f"{project.id}/{one}/original"
+    key = await pool.fetchval(
+        "INSERT INTO tus_uploads (id, file_id, session_id, length, expires_at)"
+        " VALUES ($1, $2, $3, 10, now()) RETURNING object_key",
+        uuid.uuid4(),
+        two,
+        uuid.UUID(session),
+    )
+    assert key == f"{project.id}/{two}/original"
 
 
 async def test_a_file_may_declare_a_higher_level_up_to_the_ceiling(

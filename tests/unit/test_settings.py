@@ -39,8 +39,9 @@ def test_every_variable_is_prefixed_and_distinct(settings: type[IngestSettings])
     ("variables", "told"),
     [
         (
-            {"DARKROOM_NOTIFY_UNCONFIRMED_AFTER_SECONDS": "10"},
-            "DARKROOM_NOTIFY_UNCONFIRMED_AFTER_SECONDS (10) must be longer than a send may take",
+            {"DARKROOM_NOTIFY_UNCONFIRMED_AFTER_SECONDS": "29"},
+            "DARKROOM_NOTIFY_UNCONFIRMED_AFTER_SECONDS (29) must be at least twice as long as a"
+            " send may take (15 s",
         ),
         (
             {"DARKROOM_NOTIFY_SMTP_TIMEOUT_SECONDS": "30"},

@@ -69,7 +69,7 @@ class MediaRef(BaseModel):
             " upload attempt that stored it; read it from here, never rebuild it."
         ),
         examples=[
-            "0b7e4a52-2f7d-4c3e-8e61-2a9d8c7b6e5f/6f1c2b1e-8d3a-4c57-9a0b-1f2e3d4c5b6a/1/original"
+            "0b7e4a52-2f7d-4c3e-8e61-2a9d8c7b6e5f/6f1c2b1e-8d3a-4c57-9a0b-1f2e3d4c5b6a/original"
         ],
     )
     relative_path: str = Field(

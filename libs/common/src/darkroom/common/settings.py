@@ -279,11 +279,11 @@ class NotifySettings(SealingSettings):
         """One send (an SMTP conversation, a webhook call) ends before its claim lapses, and
         within a stop's grace: else it would go twice (with the same id) in normal running."""
         longest = max(self.smtp_timeout_seconds, self.webhook_timeout_seconds)
-        if self.unconfirmed_after_seconds <= longest:
+        if self.unconfirmed_after_seconds < 2 * longest:  # a send, then its outcome recorded
             raise ValueError(
                 f"DARKROOM_NOTIFY_UNCONFIRMED_AFTER_SECONDS ({self.unconfirmed_after_seconds:g})"
-                f" must be longer than a send may take ({longest:g} s, the SMTP or webhook"
-                " timeout): a send still running would be claimed and sent again"
+                f" must be at least twice as long as a send may take ({longest:g} s, the SMTP or"
+                " webhook timeout): a send still running would be claimed and sent again"
             )
         if longest >= self.shutdown_grace_seconds:
             raise ValueError(

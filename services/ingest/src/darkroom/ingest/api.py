@@ -607,11 +607,14 @@ async def upload_content(
         return await _receive(runtime, session, row, request)
     except BaseException as error:
         code, reason = failure(error)
-        await store.fail(runtime.db.pool, file_id, code, reason, attempt=row["attempts"])
+        failed = await store.fail(runtime.db.pool, file_id, code, reason, attempt=row["attempts"])
         if isinstance(error, Refused):
             raise Refused(code, reason, error.status) from None
         if isinstance(error, (LimitExceeded, Incomplete, ClientDisconnect)):
             raise Refused(code, reason) from None
+        if failed:  # cut short after its bytes may have been stored (by the database, a stop)
+            key = object_key(session["project_id"], file_id, row["attempts"])
+            await runtime.blobs.remove(runtime.settings.bucket_originals, key)
         raise
 
 
@@ -710,7 +713,11 @@ def object_key(project_id: uuid.UUID, file_id: uuid.UUID, attempt: int) -> str:
     """Where one upload attempt of a file writes its bytes: built from ids and the attempt's
     number only, never from a user's file name; an attempt given up while it ran cannot
     overwrite the bytes of the one after it. The file keeps the key of the attempt that
-    finished it (``files.object_key``)."""
+    finished it (``files.object_key``). The first attempt's key is the one every attempt had
+    before retries had keys of their own (gateways of both kinds agree on it while a rolling
+    update runs)."""
+    if attempt == 1:
+        return f"{project_id}/{file_id}/original"
     return f"{project_id}/{file_id}/{attempt}/original"
 
 
