@@ -18,7 +18,6 @@ from darkroom.common.settings import CommonSettings
 from darkroom.ingest import api, store
 from darkroom.ingest.admin import project as project_with_admin
 from darkroom.ingest.admin import reseal
-from darkroom.ingest.store import STALLED_AFTER, fail_stalled
 
 from .backbone import eventually, read_topic
 from .gateway import PNG, Gateway, big_jpeg, jpeg, sha
@@ -690,17 +689,20 @@ async def test_an_upload_whose_client_vanished_is_failed_so_the_session_can_be_s
         session = await new_session(client, project)
         batch = await add(client, session, {"path": "stuck.jpg", "size": 1000})
         file_id = batch["files"][0]["id"]
-        # As if the gateway had died mid-upload, twenty minutes ago.
+        # As if the gateway had died twenty minutes ago, the bytes stored and not yet recorded.
         await gateway.runtime.db.pool.execute(
-            "UPDATE files SET status = 'uploading', updated_at = now() - interval '20 minutes'"
-            " WHERE id = $1",
+            "UPDATE files SET status = 'uploading', attempts = 1,"
+            " updated_at = now() - interval '20 minutes' WHERE id = $1",
             uuid.UUID(file_id),
         )
+        key = api.object_key(uuid.UUID(project.id), uuid.UUID(file_id), 1)
+        await gateway.runtime.blobs.put_bytes("originals", key, jpeg(46))
         refused = await client.post(f"/v1/sessions/{session}/submit")
         assert error(refused, 409) == "uploads_in_progress"
-        assert await fail_stalled(gateway.runtime.db.pool, idle_seconds=STALLED_AFTER) == 1
+        assert await api.sweep_stalled(gateway.runtime) == 1
         files = (await client.get(f"/v1/sessions/{session}")).json()["files"]
         assert [(f["status"], f["code"]) for f in files] == [("failed", "upload_interrupted")]
+        assert await gateway.stored(project.id, file_id) == []
         assert (await client.post(f"/v1/sessions/{session}/submit")).status_code == 200
 
 
@@ -732,7 +734,7 @@ async def test_an_upload_given_up_while_it_ran_changes_nothing_when_it_ends(
 
         await eventually(uploading)
         # The stall sweep, as if the bytes had stopped for longer than STALLED_AFTER.
-        assert await fail_stalled(gateway.runtime.db.pool, idle_seconds=0) == 1
+        assert await api.sweep_stalled(gateway.runtime, idle_seconds=0) == 1
         assert (await client.post(f"/v1/sessions/{session}/submit")).status_code == 200
         go_on.set()
         late = await upload
@@ -779,7 +781,7 @@ async def test_an_upload_given_up_while_it_ran_cannot_overwrite_the_attempt_afte
             return True if files[0]["status"] == "uploading" else None
 
         await eventually(uploading)
-        assert await fail_stalled(gateway.runtime.db.pool, idle_seconds=0) == 1
+        assert await api.sweep_stalled(gateway.runtime, idle_seconds=0) == 1
         again = await put(client, session, file_id, second)
         assert again.json()["status"] == "uploaded", again.text
         assert (await client.post(f"/v1/sessions/{session}/submit")).status_code == 200

@@ -709,6 +709,17 @@ async def complete_upload(
     return file_view(done)
 
 
+async def sweep_stalled(runtime: Runtime, idle_seconds: int = store.STALLED_AFTER) -> int:
+    """Fail the plain uploads with no progress for ``idle_seconds``, and drop what their
+    attempts stored (a process may have died between storing the bytes and recording them; an
+    attempt that wakes later is superseded and drops its bytes itself). How many."""
+    stalled = await store.fail_stalled(runtime.db.pool, idle_seconds=idle_seconds)
+    for row in stalled:
+        key = object_key(row["project_id"], row["id"], row["attempts"])
+        await runtime.blobs.remove(runtime.settings.bucket_originals, key)
+    return len(stalled)
+
+
 def object_key(project_id: uuid.UUID, file_id: uuid.UUID, attempt: int) -> str:
     """Where one upload attempt of a file writes its bytes: built from ids and the attempt's
     number only, never from a user's file name; an attempt given up while it ran cannot

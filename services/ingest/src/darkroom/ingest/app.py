@@ -10,7 +10,7 @@ from darkroom.common.events import StepResult
 from darkroom.common.runtime import Runtime
 from darkroom.common.sealing import Sealer
 from darkroom.common.settings import IngestSettings
-from darkroom.ingest import api, catalog, processing, store, tus
+from darkroom.ingest import api, catalog, processing, tus
 
 
 def create_runtime(settings: IngestSettings | None = None) -> Runtime:
@@ -31,11 +31,7 @@ def create_runtime(settings: IngestSettings | None = None) -> Runtime:
         )
     runtime.app.include_router(catalog.router)
     tus.install(runtime)
-    runtime.every(
-        60,
-        "stalled-uploads",
-        lambda: store.fail_stalled(runtime.db.pool, idle_seconds=store.STALLED_AFTER),
-    )
+    runtime.every(60, "stalled-uploads", lambda: api.sweep_stalled(runtime))
     for step in processing.STEPS:
 
         @subscribe(runtime.broker, step, service=settings.service, db=runtime.db)

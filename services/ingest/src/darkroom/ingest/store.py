@@ -361,19 +361,20 @@ async def abandon_idle_tus(tx: Transaction, session_id: uuid.UUID, *, idle_secon
     return len(abandoned)
 
 
-async def fail_stalled(conn: Connection, *, idle_seconds: int) -> int:
-    """Fail plain uploads that stopped making progress (their connection or process died).
+async def fail_stalled(conn: Connection, *, idle_seconds: int) -> list[Record]:
+    """Fail plain uploads that stopped making progress (their connection or process died);
+    each one's project, id and attempt.
 
     A resumable (tus) upload may pause for as long as it has not expired; it is not touched.
     """
-    result = await conn.execute(
+    return await conn.fetch(
         "UPDATE files SET status = 'failed', reason_code = 'upload_interrupted',"
         " reason = 'The upload stopped before the whole file arrived.', updated_at = now()"
         " WHERE status = 'uploading' AND updated_at < now() - make_interval(secs => $1)"
-        " AND NOT EXISTS (SELECT 1 FROM tus_uploads t WHERE t.file_id = files.id)",
+        " AND NOT EXISTS (SELECT 1 FROM tus_uploads t WHERE t.file_id = files.id)"
+        " RETURNING project_id, id, attempts",
         idle_seconds,
     )
-    return int(result.split()[-1])
 
 
 async def submit(tx: Transaction, session_id: uuid.UUID) -> None:
