@@ -84,7 +84,7 @@ def wrong(faces: list[Face], distance: float, min_face: int) -> int:
     for index, face in enumerate(faces):
         if face.width < min_face:
             continue
-        match = _nearest(face.embedding, persons, None)
+        match = _nearest(face.embedding, persons, set())
         person_id = match[0] if match is not None and match[1] <= distance else uuid.uuid4()
         members.setdefault(person_id, []).append(face)
         placed[index] = person_id

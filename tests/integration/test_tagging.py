@@ -278,6 +278,26 @@ async def _newer(tagging: Consumer, ref: MediaRef, seen: int) -> Any:
     return (await tagging.latest(ref))[ref.media_id]
 
 
+async def test_two_faces_of_one_photo_are_never_one_person(
+    settings: CommonSettings, new_database: Callable[[], Awaitable[str]], unique: str
+) -> None:
+    """So loose a distance that every face is near every person: the two faces of one photo
+    still go to two persons, one of them to the person already known."""
+    async with tagging_service(settings, new_database, unique, face_distance=2.0) as tagging:
+        project = uuid.uuid4()
+        one = await tagging.upload(
+            project, (PEOPLE / "obama" / "obama.jpg").read_bytes(), "a.jpg", ai_tagging=True
+        )
+        [alone] = (await tagging.latest(one, timeout=120))[one.media_id]["faces"]
+        two = await tagging.upload(
+            project, (FACES / "two_people.jpg").read_bytes(), "b.jpg", ai_tagging=True
+        )
+        faces = (await tagging.latest(two, timeout=120))[two.media_id]["faces"]
+    assert len(faces) == 2
+    persons = [face["person_id"] for face in faces]
+    assert len(set(persons)) == 2 and alone["person_id"] in persons
+
+
 async def test_merging_two_persons_tags_the_photos_of_both(
     settings: CommonSettings, new_database: Callable[[], Awaitable[str]], unique: str
 ) -> None:

@@ -37,7 +37,7 @@ from darkroom.common.events import (
 from darkroom.common.imaging import Failure, attempt
 from darkroom.common.settings import TaggingSettings
 from darkroom.tagging import store
-from darkroom.tagging.analysis import Analysis
+from darkroom.tagging.analysis import Analysis, FoundFace
 from darkroom.tagging.folders import folder_tags, session_tags
 from darkroom.tagging.worker import Analyser
 
@@ -92,21 +92,9 @@ async def on_uploaded(event: MediaUploaded, deps: Deps) -> Write:
             # it was before keeps its id and what a user said of it.
             before = await store.faces_of_medium(tx, ref.media_id)
             left = await store.drop_faces(tx, ref.media_id)
-            persons = await store.persons(tx, ref.project_id)
-            for found in analysis.faces:
-                earlier = _same_face(found.box, before)
-                embedding = np.array(found.embedding)
-                person_id: uuid.UUID | None
-                if earlier is not None and earlier.decided:
-                    person_id = earlier.person_id  # placed or removed by a user: it stays so
-                else:
-                    rejected = earlier.rejected_person if earlier is not None else None
-                    match = _nearest(embedding, persons, rejected)
-                    if match is not None and match[1] <= deps.settings.face_distance:
-                        person_id = match[0]
-                    else:
-                        person_id = await store.new_person(tx, ref.project_id, embedding)
-                        persons.append(store.Person(person_id, None, embedding))
+            pairs = [(found, _same_face(found.box, before)) for found in analysis.faces]
+            placed = await _place(tx, ref.project_id, pairs, deps.settings.face_distance)
+            for (found, earlier), person_id in zip(pairs, placed, strict=True):
                 await store.add_face(tx, ref, found, person_id, earlier)
             for person_id in left:
                 await store.refresh_person(tx, person_id)
@@ -115,6 +103,47 @@ async def on_uploaded(event: MediaUploaded, deps: Deps) -> Write:
         await announce(tx, ref.media_id)
 
     return write
+
+
+async def _place(
+    tx: Transaction,
+    project_id: uuid.UUID,
+    pairs: list[tuple[FoundFace, store.StoredFace | None]],
+    distance: float,
+) -> list[uuid.UUID | None]:
+    """The person of each face of one picture (with the face found at its place before, if
+    any): where a user placed or removed it, it stays so; else the nearest person within
+    ``distance``, never one another face of the picture has (a person is in a picture once),
+    the nearest pairs first; else a new person."""
+    persons = await store.persons(tx, project_id)
+    placed: list[uuid.UUID | None] = [None] * len(pairs)
+    taken: set[uuid.UUID] = set()
+    waiting: list[int] = []
+    for index, (_, earlier) in enumerate(pairs):
+        if earlier is not None and earlier.decided:
+            placed[index] = earlier.person_id
+            taken |= {earlier.person_id} if earlier.person_id else set()
+        else:
+            waiting.append(index)
+    while waiting:
+        options = []
+        for index in waiting:
+            found, earlier = pairs[index]
+            rejected = {earlier.rejected_person} if earlier and earlier.rejected_person else set()
+            match = _nearest(np.array(found.embedding), persons, taken | rejected)
+            near = match is not None and match[1] <= distance
+            options.append((match[1] if match and near else np.inf, index, match if near else None))
+        _, index, match = min(options, key=lambda option: option[:2])
+        waiting.remove(index)
+        if match is not None:
+            person_id = match[0]
+        else:
+            embedding = np.array(pairs[index][0].embedding)
+            person_id = await store.new_person(tx, project_id, embedding)
+            persons.append(store.Person(person_id, None, embedding))
+        placed[index] = person_id
+        taken.add(person_id)
+    return placed
 
 
 async def on_command(command: TaggingCommand, tx: Transaction, deps: Deps) -> None:
@@ -173,11 +202,18 @@ async def recluster(db: Database, settings: TaggingSettings) -> None:
             moved: dict[uuid.UUID, list[uuid.UUID]] = {}
             touched: set[uuid.UUID] = set()
             affected: set[uuid.UUID] = set()
-            for face in await store.faces_of_project(tx, project_id):
+            everyone = await store.faces_of_project(tx, project_id)
+            in_medium: dict[uuid.UUID, set[uuid.UUID]] = {}  # a person is in a picture once
+            for face in everyone:
+                if face.person_id is not None:
+                    in_medium.setdefault(face.media_id, set()).add(face.person_id)
+            for face in everyone:
                 if face.decided or face.person_id not in centroids:
                     continue
                 own = float(np.linalg.norm(face.embedding - centroids[face.person_id]))
-                match = _nearest(face.embedding, persons, face.rejected_person)
+                others = in_medium[face.media_id] - {face.person_id}
+                rejected = {face.rejected_person} if face.rejected_person else set()
+                match = _nearest(face.embedding, persons, others | rejected)
                 if (
                     match is not None
                     and match[0] != face.person_id
@@ -187,6 +223,7 @@ async def recluster(db: Database, settings: TaggingSettings) -> None:
                     moved.setdefault(match[0], []).append(face.face_id)
                     touched |= {match[0], face.person_id}
                     affected.add(face.media_id)
+                    in_medium[face.media_id] = others | {match[0]}
             for person_id, faces in moved.items():
                 await store.move_faces(tx, faces, person_id, decided=False)
             for person_id in touched:
@@ -225,9 +262,9 @@ def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 
 def _nearest(
-    embedding: np.ndarray, persons: list[store.Person], excluded: uuid.UUID | None
+    embedding: np.ndarray, persons: list[store.Person], excluded: set[uuid.UUID]
 ) -> tuple[uuid.UUID, float] | None:
-    candidates = [p for p in persons if p.person_id != excluded]
+    candidates = [p for p in persons if p.person_id not in excluded]
     if not candidates:
         return None
     distances = np.linalg.norm(np.stack([p.centroid for p in candidates]) - embedding, axis=1)
