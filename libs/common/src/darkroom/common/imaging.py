@@ -104,6 +104,17 @@ def register_heif_opener() -> None:
     pillow_heif.register_heif_opener()
 
 
+BOMBS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+"""Pillow's refusals of an image over ``Image.MAX_IMAGE_PIXELS`` (the warning, made an error)."""
+
+
+def too_large(error: Exception) -> UnreadableMedia:
+    """The refusal of a decompression bomb, in the words every service uses."""
+    return UnreadableMedia(
+        "image_too_large", f"The image has more pixels than is safe to decode ({error})."
+    )
+
+
 def fitted(data: bytes, size: int, orientation: int | None = None) -> Image.Image:
     """The photo fit within ``size``² pixels, upright, RGB (RGBA where it has alpha) in sRGB.
 
@@ -128,10 +139,8 @@ def fitted(data: bytes, size: int, orientation: int | None = None) -> Image.Imag
         raise UnreadableMedia(
             "unknown_image_format", "The data is in no image format Darkroom reads."
         ) from error
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise UnreadableMedia(
-            "image_too_large", f"The image has more pixels than is safe to decode ({error})"
-        ) from error
+    except BOMBS as error:
+        raise too_large(error) from error
     except (OSError, SyntaxError, EOFError, ValueError) as error:  # Pillow's ways of "broken"
         raise UnreadableMedia(
             "unreadable_image", f"The image cannot be decoded ({error})."

@@ -22,7 +22,13 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
-from darkroom.common.imaging import FORMATS, UnreadableMedia, register_heif_opener
+from darkroom.common.imaging import (
+    BOMBS,
+    FORMATS,
+    UnreadableMedia,
+    register_heif_opener,
+    too_large,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -106,10 +112,8 @@ def read_image(data: bytes) -> ImageFacts:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=FORMATS) as image:
                 return _facts(image, data)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise UnreadableMedia(
-            "image_too_large", f"The image has more pixels than is safe to decode ({error})."
-        ) from error
+    except BOMBS as error:
+        raise too_large(error) from error
     except UnidentifiedImageError as error:
         if _looks_like_image(data):
             raise UnreadableMedia(
