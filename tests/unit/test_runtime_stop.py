@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from darkroom.common.runtime import _repeat, drain
+from darkroom.common.runtime import drain, repeat
 
 
 async def test_a_job_ends_its_round_and_starts_no_other() -> None:
@@ -16,7 +16,7 @@ async def test_a_job_ends_its_round_and_starts_no_other() -> None:
         await asyncio.sleep(0.2)
         rounds.append("ended")
 
-    task = asyncio.create_task(_repeat(0.01, job, stopping))
+    task = asyncio.create_task(repeat(0.01, job, stopping))
     await asyncio.sleep(0.05)  # inside its first round
     stopping.set()
     await drain([task], grace=5)
@@ -31,7 +31,7 @@ async def test_a_round_past_the_grace_is_cancelled() -> None:
         await asyncio.sleep(3600)
         ended.set()
 
-    task = asyncio.create_task(_repeat(1, stuck, stopping))
+    task = asyncio.create_task(repeat(1, stuck, stopping))
     await asyncio.sleep(0.05)
     stopping.set()
     await asyncio.wait_for(drain([task], grace=0.1), timeout=5)

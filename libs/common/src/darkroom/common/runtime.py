@@ -121,7 +121,7 @@ class Runtime:
         self.stopping.clear()
         self._relay = asyncio.create_task(self.relay.run(), name="outbox-relay")
         self._rounds = [
-            asyncio.create_task(_repeat(seconds, job, self.stopping), name=name)
+            asyncio.create_task(repeat(seconds, job, self.stopping), name=name)
             for name, seconds, job in self._jobs
         ]
         self.started = True
@@ -192,7 +192,7 @@ class Runtime:
         )
 
 
-async def _repeat(
+async def repeat(
     seconds: float, job: Callable[[], Awaitable[object]], stopping: asyncio.Event
 ) -> None:
     """Run a periodic job, untraced, until ``stopping``; a failed round is logged and the next
