@@ -4,12 +4,14 @@
 
 Every face dlib finds in the corpus's photos (the tagging service's picture size and
 upsampling, no size floor) is embedded once. Then, for each face floor and distance of a grid,
-the faces are clustered as the tagging service does — each joins the person whose mean is
-nearest (``handlers._nearest``) if within the distance, else starts a new person, and the mean
-is refreshed — in ``--orders`` random orders of arrival. An order goes wrong when one of the
-five people of ``corpus/faces`` is split over persons, or their person takes a stranger's face
-(the other photos of the corpus show strangers, many only 36 to 60 px wide). A setting is safe
-when no order goes wrong: a user's naming then holds however uploads interleave.
+the pictures are clustered as the tagging service does — each face joins the person whose
+mean is nearest if within the distance, the faces of a picture nearest pairs first and never
+two in one person (``handlers.assign``), else starts a new person, and the means are
+refreshed — in ``--orders`` random orders of arrival of the pictures. An order goes wrong
+when one of the five people of ``corpus/faces`` is split over persons, or their person takes a
+stranger's face (the other photos of the corpus show strangers, many only 36 to 60 px wide). A
+setting is safe when no order goes wrong: a user's naming then holds however uploads
+interleave.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 from darkroom.common.imaging import UnreadableMedia, fitted
 from darkroom.common.settings import TaggingSettings
 from darkroom.tagging.analysis import faces_of
-from darkroom.tagging.handlers import _nearest
+from darkroom.tagging.handlers import assign
 from darkroom.tagging.store import Person
 from tests.unit.corpus_truth import CORPUS, FACES_PEOPLE
 
@@ -76,24 +78,31 @@ def corpus_faces(settings: TaggingSettings) -> list[Face]:
     return [Face(path, width, embedding, who(path, embedding)) for path, width, embedding in found]
 
 
-def wrong(faces: list[Face], distance: float, min_face: int) -> int:
-    """Named people split or joined by a stranger, with the faces in this order."""
+def wrong(pictures: list[list[Face]], distance: float, min_face: int) -> int:
+    """Named people split or joined by a stranger, with the pictures in this order."""
     members: dict[uuid.UUID, list[Face]] = {}
     persons: list[Person] = []
-    placed: dict[int, uuid.UUID] = {}
-    for index, face in enumerate(faces):
-        if face.width < min_face:
-            continue
-        match = _nearest(face.embedding, persons, set())
-        person_id = match[0] if match is not None and match[1] <= distance else uuid.uuid4()
-        members.setdefault(person_id, []).append(face)
-        placed[index] = person_id
-        persons = [p for p in persons if p.person_id != person_id] + [
+    placed: dict[int, uuid.UUID] = {}  # by id() of the face
+    for picture in pictures:
+        kept = [face for face in picture if face.width >= min_face]
+        chosen = assign([(face.embedding, set()) for face in kept], persons, distance, set())
+        for face, person_id in zip(kept, chosen, strict=True):
+            person_id = person_id or uuid.uuid4()
+            members.setdefault(person_id, []).append(face)
+            placed[id(face)] = person_id
+        touched = {placed[id(face)] for face in kept}
+        persons = [p for p in persons if p.person_id not in touched] + [
             Person(person_id, None, np.mean([f.embedding for f in members[person_id]], axis=0))
+            for person_id in touched
         ]
     errors = 0
     for person in PEOPLE:
-        theirs = {placed.get(i) for i, face in enumerate(faces) if face.person == person}
+        theirs = {
+            placed.get(id(face))
+            for picture in pictures
+            for face in picture
+            if face.person == person
+        }
         errors += len(theirs) - 1  # split (or left out: None)
         errors += sum(1 for p in theirs if p is not None for f in members[p] if f.person != person)
     return errors
@@ -108,7 +117,11 @@ def main() -> None:
     faces = corpus_faces(settings)
     print(f"{len(faces)} faces, {sum(f.person is not None for f in faces)} of named people")
     shuffler = random.Random(arguments.seed)
-    orders = [shuffler.sample(faces, len(faces)) for _ in range(arguments.orders)]
+    by_picture: dict[str, list[Face]] = {}
+    for face in faces:
+        by_picture.setdefault(face.path, []).append(face)
+    pictures = list(by_picture.values())
+    orders = [shuffler.sample(pictures, len(pictures)) for _ in range(arguments.orders)]
     print("| distance | face floor (px) | orders gone wrong |")
     print("|---|---|---|")
     for distance in (0.5, 0.55, 0.6):

@@ -794,6 +794,53 @@ async def test_an_upload_given_up_while_it_ran_cannot_overwrite_the_attempt_afte
     assert stored == sha(second)
 
 
+async def test_a_woken_first_attempt_never_removes_the_key_its_file_keeps(
+    gateway: Gateway,
+) -> None:
+    """During a rolling update a gateway from before keys per attempt retries a stalled file,
+    to the first attempt's key; the stalled first attempt then wakes, and is superseded: the
+    object its file names stays."""
+    project = await new_project(gateway)
+    data = jpeg(47)
+    half = len(data) // 2
+    go_on = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield data[:half]
+        await go_on.wait()
+        yield data[half:]
+
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        file_id = (await add(client, session, {"path": "a.jpg", "size": len(data)}))["files"][0][
+            "id"
+        ]
+        url = f"/v1/sessions/{session}/files/{file_id}/content"
+        stalled = asyncio.create_task(client.put(url, content=slow_body()))
+
+        async def uploading() -> bool | None:
+            files = (await client.get(f"/v1/sessions/{session}")).json()["files"]
+            return True if files[0]["status"] == "uploading" else None
+
+        await eventually(uploading)
+        assert await api.sweep_stalled(gateway.runtime, idle_seconds=0) == 1
+        # The older gateway's retry: its bytes at the one key it knows, its row without a key.
+        legacy = f"{project.id}/{file_id}/original"
+        await gateway.runtime.blobs.put_bytes("originals", legacy, data)
+        await gateway.runtime.db.pool.execute(
+            "UPDATE files SET status = 'uploaded', attempts = 2, sha256 = $2 WHERE id = $1",
+            uuid.UUID(file_id),
+            sha(data),
+        )
+        go_on.set()
+        assert error(await stalled, 409) == "upload_superseded"
+    kept = await gateway.runtime.db.pool.fetchval(
+        "SELECT object_key FROM files WHERE id = $1", uuid.UUID(file_id)
+    )
+    assert kept == legacy
+    assert await gateway.runtime.blobs.stat("originals", legacy) is not None
+
+
 async def test_an_attempt_cut_short_after_its_bytes_were_stored_leaves_nothing_behind(
     gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -163,3 +163,7 @@ def test_a_session_event_names_the_first_failures_and_stays_far_under_kafkas_lim
     assert len(event.model_dump_json().encode()) < 500_000
     read = SessionSubmitted.model_validate_json(event.model_dump_json())  # as notify reads it
     assert read == event
+    given = SessionSubmitted.model_validate({**event.model_dump(), "failed": failed[:150]})
+    assert (len(given.failed), given.failed_count) == (FAILED_LISTED, 1500)
+    fewer = SessionSubmitted.model_validate({**event.model_dump(), "failed_count": 3})
+    assert fewer.failed_count == FAILED_LISTED  # never fewer than it names

@@ -356,10 +356,11 @@ class SessionEvent(Event):
     @model_validator(mode="before")
     @classmethod
     def _list_the_first(cls, data: Any) -> Any:
-        """Given every failure, keep the first ``FAILED_LISTED`` and count them all."""
-        if isinstance(data, dict) and "failed_count" not in data and "failed" in data:
-            failed = list(data["failed"])
-            return {**data, "failed": failed[:FAILED_LISTED], "failed_count": len(failed)}
+        """Keep the first ``FAILED_LISTED`` failures given, and count them all (a count given
+        with them is the count, if it is not fewer than the list)."""
+        if isinstance(data, dict) and isinstance(failed := data.get("failed"), list):
+            count = max(data.get("failed_count") or 0, len(failed))
+            return {**data, "failed": failed[:FAILED_LISTED], "failed_count": count}
         return data
 
     def key(self) -> str:

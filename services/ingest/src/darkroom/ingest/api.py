@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -46,6 +47,7 @@ MAX_SET_ASIDE = 2 * max(policy.max_files for policy in POLICIES.values())
 folder of JPEGs with a RAW file beside each fits); past it they are answered, not kept."""
 SOURCE = "darkroom/ingest"
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
 
 
@@ -697,15 +699,19 @@ async def complete_upload(
         done = await store.skip_as_duplicate(
             pool, file_id, attempt=attempt, duplicate_of=copy["id"], sha256=sha256
         )
-    if done is None or done["status"] == "skipped_duplicate":
-        await runtime.blobs.remove(bucket, key)
     if done is None:
+        # Given up while it ran: its bytes go, unless the file keeps this very key (a retry by
+        # a gateway from before keys per attempt wrote the first attempt's key again).
+        if await pool.fetchval("SELECT object_key FROM files WHERE id = $1", file_id) != key:
+            await runtime.blobs.remove(bucket, key)
         raise Refused(
             "upload_superseded",
             "This upload was given up while it ran (it stalled, or the file was uploaded"
             " again); the file is as its later attempt left it.",
             409,
         )
+    if done["status"] == "skipped_duplicate":
+        await runtime.blobs.remove(bucket, key)
     return file_view(done)
 
 
@@ -716,7 +722,10 @@ async def sweep_stalled(runtime: Runtime, idle_seconds: int = store.STALLED_AFTE
     stalled = await store.fail_stalled(runtime.db.pool, idle_seconds=idle_seconds)
     for row in stalled:
         key = object_key(row["project_id"], row["id"], row["attempts"])
-        await runtime.blobs.remove(runtime.settings.bucket_originals, key)
+        try:
+            await runtime.blobs.remove(runtime.settings.bucket_originals, key)
+        except Exception:  # the others still go; this one stays behind, said in the log
+            log.exception("the object of a stalled upload could not be removed: %s", key)
     return len(stalled)
 
 

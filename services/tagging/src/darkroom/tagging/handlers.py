@@ -15,6 +15,7 @@ import json
 import logging
 import unicodedata
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,10 +113,8 @@ async def _place(
     distance: float,
 ) -> list[uuid.UUID | None]:
     """The person of each face of one picture (with the face found at its place before, if
-    any): where a user placed or removed it, it stays so; else the nearest person within
-    ``distance``, never one another face of the picture has (a person is in a picture once),
-    the nearest pairs first; else a new person."""
-    persons = await store.persons(tx, project_id)
+    any): where a user placed or removed it, it stays so; else as ``assign`` says, a new
+    person where it says none."""
     placed: list[uuid.UUID | None] = [None] * len(pairs)
     taken: set[uuid.UUID] = set()
     waiting: list[int] = []
@@ -125,25 +124,43 @@ async def _place(
             taken |= {earlier.person_id} if earlier.person_id else set()
         else:
             waiting.append(index)
+    faces = [
+        (np.array(found.embedding), {e.rejected_person} if e and e.rejected_person else set())
+        for found, e in (pairs[index] for index in waiting)
+    ]
+    persons = await store.persons(tx, project_id)
+    for index, (embedding, _), person_id in zip(
+        waiting, faces, assign(faces, persons, distance, taken), strict=True
+    ):
+        placed[index] = person_id or await store.new_person(tx, project_id, embedding)
+    return placed
+
+
+def assign(
+    faces: list[tuple[np.ndarray, set[uuid.UUID]]],
+    persons: list[store.Person],
+    distance: float,
+    taken: set[uuid.UUID],
+) -> list[uuid.UUID | None]:
+    """The person each face of one picture joins (each face with the persons it may not): the
+    nearest within ``distance``, the nearest pairs first, never a person ``taken`` or taken by
+    another face of the picture (a person is in a picture once); None: a new person."""
+    chosen: list[uuid.UUID | None] = [None] * len(faces)
+    taken, waiting = set(taken), list(range(len(faces)))
     while waiting:
         options = []
         for index in waiting:
-            found, earlier = pairs[index]
-            rejected = {earlier.rejected_person} if earlier and earlier.rejected_person else set()
-            match = _nearest(np.array(found.embedding), persons, taken | rejected)
-            near = match is not None and match[1] <= distance
-            options.append((match[1] if match and near else np.inf, index, match if near else None))
-        _, index, match = min(options, key=lambda option: option[:2])
+            embedding, barred = faces[index]
+            match = _nearest(embedding, persons, taken | barred)
+            if match is not None and match[1] <= distance:
+                options.append((match[1], index, match[0]))
+        if not options:
+            break  # the rest are new persons
+        _, index, person_id = min(options, key=lambda option: option[:2])
         waiting.remove(index)
-        if match is not None:
-            person_id = match[0]
-        else:
-            embedding = np.array(pairs[index][0].embedding)
-            person_id = await store.new_person(tx, project_id, embedding)
-            persons.append(store.Person(person_id, None, embedding))
-        placed[index] = person_id
+        chosen[index] = person_id
         taken.add(person_id)
-    return placed
+    return chosen
 
 
 async def on_command(command: TaggingCommand, tx: Transaction, deps: Deps) -> None:
@@ -198,32 +215,14 @@ async def recluster(db: Database, settings: TaggingSettings) -> None:
             if not await store.still_changed(tx, project_id):
                 continue
             persons = await store.persons(tx, project_id)
-            centroids = {p.person_id: p.centroid for p in persons}
+            everyone = await store.faces_of_project(tx, project_id)
             moved: dict[uuid.UUID, list[uuid.UUID]] = {}
             touched: set[uuid.UUID] = set()
             affected: set[uuid.UUID] = set()
-            everyone = await store.faces_of_project(tx, project_id)
-            in_medium: dict[uuid.UUID, set[uuid.UUID]] = {}  # a person is in a picture once
-            for face in everyone:
-                if face.person_id is not None:
-                    in_medium.setdefault(face.media_id, set()).add(face.person_id)
-            for face in everyone:
-                if face.decided or face.person_id not in centroids:
-                    continue
-                own = float(np.linalg.norm(face.embedding - centroids[face.person_id]))
-                others = in_medium[face.media_id] - {face.person_id}
-                rejected = {face.rejected_person} if face.rejected_person else set()
-                match = _nearest(face.embedding, persons, others | rejected)
-                if (
-                    match is not None
-                    and match[0] != face.person_id
-                    and match[1] <= settings.face_distance
-                    and match[1] < own - RECLUSTER_MARGIN
-                ):
-                    moved.setdefault(match[0], []).append(face.face_id)
-                    touched |= {match[0], face.person_id}
-                    affected.add(face.media_id)
-                    in_medium[face.media_id] = others | {match[0]}
+            for face, person_id in regrouped(everyone, persons, settings.face_distance):
+                moved.setdefault(person_id, []).append(face.face_id)
+                touched |= {person_id, face.person_id} if face.person_id else {person_id}
+                affected.add(face.media_id)
             for person_id, faces in moved.items():
                 await store.move_faces(tx, faces, person_id, decided=False)
             for person_id in touched:
@@ -233,6 +232,45 @@ async def recluster(db: Database, settings: TaggingSettings) -> None:
             await store.clustered(tx, project_id)
             if affected:
                 log.info("re-clustered", extra={"project_id": project_id, "media": len(affected)})
+
+
+def regrouped(
+    faces: list[store.StoredFace], persons: list[store.Person], distance: float
+) -> list[tuple[store.StoredFace, uuid.UUID]]:
+    """The faces re-clustering moves, each with the person it goes to: a face no user placed,
+    to a person within ``distance`` and ``RECLUSTER_MARGIN`` nearer than its own, never one
+    that took it from a user nor one already in its picture (a person is in a picture once);
+    the nearest moves first."""
+    centroids = {p.person_id: p.centroid for p in persons}
+    # The persons of each picture, counted: a user may have put two of its faces in one.
+    in_picture: dict[uuid.UUID, Counter[uuid.UUID]] = {}
+    for face in faces:
+        if face.person_id is not None:
+            in_picture.setdefault(face.media_id, Counter())[face.person_id] += 1
+    wanted: list[tuple[float, uuid.UUID, store.StoredFace, uuid.UUID, uuid.UUID]] = []
+    for face in faces:
+        own = face.person_id
+        if face.decided or own is None or own not in centroids:
+            continue
+        present = {p for p, n in in_picture[face.media_id].items() if n and p != own}
+        rejected = {face.rejected_person} if face.rejected_person else set()
+        match = _nearest(face.embedding, persons, present | rejected)
+        if (
+            match is not None
+            and match[0] != own
+            and match[1] <= distance
+            and match[1] < float(np.linalg.norm(face.embedding - centroids[own])) - RECLUSTER_MARGIN
+        ):
+            wanted.append((match[1], face.face_id, face, own, match[0]))
+    moves: list[tuple[store.StoredFace, uuid.UUID]] = []
+    for _, _, face, own, to in sorted(wanted, key=lambda move: move[:2]):
+        present_now = in_picture[face.media_id]
+        if present_now[to]:  # another face of the picture went there first
+            continue
+        present_now[own] -= 1
+        present_now[to] += 1
+        moves.append((face, to))
+    return moves
 
 
 SAME_FACE = 0.5

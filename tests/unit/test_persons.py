@@ -1,0 +1,76 @@
+"""How faces are placed with persons, before any database: one picture's faces, and the
+periodic re-clustering. Embeddings here are points on a line (dlib's are 128-d)."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+
+from darkroom.tagging.handlers import RECLUSTER_MARGIN, assign, regrouped
+from darkroom.tagging.store import Person, StoredFace
+
+P, Q, R = (uuid.UUID(int=n) for n in (1, 2, 3))
+
+
+def at(x: float) -> np.ndarray:
+    return np.array([x, 0.0])
+
+
+def person(person_id: uuid.UUID, x: float) -> Person:
+    return Person(person_id, None, at(x))
+
+
+def face(
+    x: float, person_id: uuid.UUID | None, picture: int, *, decided: bool = False
+) -> StoredFace:
+    return StoredFace(
+        face_id=uuid.uuid4(),
+        media_id=uuid.UUID(int=1000 + picture),
+        box=(0.0, 0.0, 0.1, 0.1),
+        embedding=at(x),
+        person_id=person_id,
+        person_name=None,
+        decided=decided,
+        rejected_person=None,
+    )
+
+
+def test_two_faces_near_one_person_go_to_it_once_the_nearer_first() -> None:
+    persons = [person(P, 0.0)]
+    far, near = (at(0.4), set[uuid.UUID]()), (at(0.1), set[uuid.UUID]())
+    assert assign([far, near], persons, 0.55, set()) == [None, P]
+
+
+def test_a_face_joins_no_person_taken_barred_or_too_far() -> None:
+    persons = [person(P, 0.0), person(Q, 0.3)]
+    assert assign([(at(0.0), set())], persons, 0.55, {P}) == [Q]  # P is already in the picture
+    assert assign([(at(0.0), {P})], persons, 0.55, set()) == [Q]  # a user took it from P
+    assert assign([(at(2.0), set())], persons, 0.55, set()) == [None]
+
+
+def test_each_face_of_a_picture_finds_its_own_person() -> None:
+    persons = [person(P, 0.0), person(Q, 1.0)]
+    faces = [(at(0.95), set[uuid.UUID]()), (at(0.05), set[uuid.UUID]())]
+    assert assign(faces, persons, 0.55, set()) == [Q, P]
+
+
+def test_re_clustering_moves_a_face_clearly_nearer_another_person() -> None:
+    persons = [person(P, 0.0), person(Q, 1.0)]
+    stray = face(0.9, P, picture=1)
+    [(moved, to)] = regrouped([stray, face(0.0, P, picture=2)], persons, 0.55)
+    assert (moved.face_id, to) == (stray.face_id, Q)
+    margin = face(0.5 + RECLUSTER_MARGIN / 4, P, picture=3)  # nearer Q, but not clearly
+    assert regrouped([margin], persons, 0.55) == []
+    assert regrouped([face(0.9, P, picture=1, decided=True)], persons, 0.55) == []
+
+
+def test_re_clustering_never_puts_two_faces_of_a_picture_in_one_person() -> None:
+    """Two faces of one picture both nearer Q: the nearer goes, the other stays; and no face
+    goes to a person already in its picture."""
+    persons = [person(P, 0.0), person(Q, 1.0), person(R, 5.0)]
+    one, two = face(0.8, P, picture=1), face(0.95, R, picture=1)
+    moves = regrouped([one, two], persons, 0.55)
+    assert [(f.face_id, to) for f, to in moves] == [(two.face_id, Q)]
+    beside_q = face(0.9, P, picture=2)
+    assert regrouped([beside_q, face(1.0, Q, picture=2)], persons, 0.55) == []
