@@ -128,19 +128,23 @@ async def test_a_session_is_processed_once_every_step_answered_for_every_medium(
     )
     assert processed is None  # one step has not answered for the second medium yet
 
-    last = MediaTags(
-        media=done.second, outcome=Outcome.OK, tags=[Tag(name="Cam", source=TagSource.FOLDER)]
+    last = MediaTags(  # a second step failed on the second medium, for the same reason
+        media=done.second,
+        outcome=Outcome.FAILED,
+        reason_code="unreadable_image",
+        reason="The image data is truncated.",
     )
     await send(gateway, last)
     [report] = await _events_of(settings, "darkroom.session.processed.v1", done.session, 1)
     assert report["processed"] == 2
     assert report["duplicates"] == 1
-    assert sorted(report["tags"]) == ["Cam", "Site"]
+    assert report["tags"] == ["Site"]
     assert report["persons"] == ["Ada"]
     assert report["countries"] == ["FR"]
-    assert report["failed"] == [
+    assert report["failed"] == [  # one entry a medium
         {"relative_path": done.second.relative_path, "reason": "The image data is truncated."}
     ]
+    assert report["failed_count"] == 1
     assert report["uploader_email"] == "ana@example.org"
     assert report["recipients"] == ["ops@example.org"]
 

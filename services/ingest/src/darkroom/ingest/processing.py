@@ -79,14 +79,12 @@ async def _finish(tx: Transaction, session_id: uuid.UUID) -> None:
     tags: dict[str, None] = {}
     persons: dict[str, None] = {}
     countries: dict[str, None] = {}
-    failed = []
+    failed: dict[str, dict[str, None]] = {}  # each medium a step failed on: its reasons
     for row in rows:
         media.add(row["relative_path"])
         found = json.loads(row["result"])
         if row["outcome"] == "failed":
-            failed.append(
-                FileOutcome(relative_path=row["relative_path"], reason=row["reason"] or "")
-            )
+            failed.setdefault(row["relative_path"], {})[row["reason"] or ""] = None
         elif row["step"] == "duplicates":
             duplicates += found.get("group_id") is not None
         elif row["step"] == "metadata" and found.get("country_code"):
@@ -115,7 +113,10 @@ async def _finish(tx: Transaction, session_id: uuid.UUID) -> None:
             tags=list(tags),
             persons=list(persons),
             countries=list(countries),
-            failed=failed,
+            failed=[
+                FileOutcome(relative_path=path, reason=" ".join(r for r in reasons if r))
+                for path, reasons in failed.items()
+            ],
         ),
         source=SOURCE,
     )
