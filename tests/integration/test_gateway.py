@@ -706,6 +706,31 @@ async def test_an_upload_whose_client_vanished_is_failed_so_the_session_can_be_s
         assert (await client.post(f"/v1/sessions/{session}/submit")).status_code == 200
 
 
+async def given_up_mid_upload(
+    gateway: Gateway, client: httpx.AsyncClient, session: str, file_id: str, data: bytes
+) -> tuple[asyncio.Task[httpx.Response], asyncio.Event]:
+    """A PUT of ``data`` that sends half, then waits; once its file shows uploading, the stall
+    sweep gives it up (as if the bytes had stopped for longer than STALLED_AFTER). The PUT's
+    task, and the event that lets it send the rest."""
+    go_on = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield data[: len(data) // 2]
+        await go_on.wait()
+        yield data[len(data) // 2 :]
+
+    url = f"/v1/sessions/{session}/files/{file_id}/content"
+    upload = asyncio.create_task(client.put(url, content=slow_body()))
+
+    async def uploading() -> bool | None:
+        files = (await client.get(f"/v1/sessions/{session}")).json()["files"]
+        return True if [f["status"] for f in files if f["id"] == file_id] == ["uploading"] else None
+
+    await eventually(uploading)
+    assert await api.sweep_stalled(gateway.runtime, idle_seconds=0) == 1
+    return upload, go_on
+
+
 async def test_an_upload_given_up_while_it_ran_changes_nothing_when_it_ends(
     gateway: Gateway, settings: CommonSettings
 ) -> None:
@@ -713,28 +738,11 @@ async def test_an_upload_given_up_while_it_ran_changes_nothing_when_it_ends(
     told so, the file stays failed, and nothing is sent on for it."""
     project = await new_project(gateway)
     data = jpeg(41)
-    half = len(data) // 2
-    go_on = asyncio.Event()
-
-    async def slow_body() -> AsyncIterator[bytes]:
-        yield data[:half]
-        await go_on.wait()
-        yield data[half:]
-
     async with gateway.client(project.uploader) as client:
         session = await new_session(client, project)
         batch = await add(client, session, {"path": "slow.jpg", "size": len(data)})
         file_id = batch["files"][0]["id"]
-        url = f"/v1/sessions/{session}/files/{file_id}/content"
-        upload = asyncio.create_task(client.put(url, content=slow_body()))
-
-        async def uploading() -> bool | None:
-            files = (await client.get(f"/v1/sessions/{session}")).json()["files"]
-            return True if files[0]["status"] == "uploading" else None
-
-        await eventually(uploading)
-        # The stall sweep, as if the bytes had stopped for longer than STALLED_AFTER.
-        assert await api.sweep_stalled(gateway.runtime, idle_seconds=0) == 1
+        upload, go_on = await given_up_mid_upload(gateway, client, session, file_id, data)
         assert (await client.post(f"/v1/sessions/{session}/submit")).status_code == 200
         go_on.set()
         late = await upload
@@ -761,27 +769,11 @@ async def test_an_upload_given_up_while_it_ran_cannot_overwrite_the_attempt_afte
     project = await new_project(gateway)
     first, second = jpeg(43), jpeg(44)
     assert len(first) == len(second) and first != second
-    half = len(first) // 2
-    go_on = asyncio.Event()
-
-    async def slow_body() -> AsyncIterator[bytes]:
-        yield first[:half]
-        await go_on.wait()
-        yield first[half:]
-
     async with gateway.client(project.uploader) as client:
         session = await new_session(client, project)
         batch = await add(client, session, {"path": "twice.jpg", "size": len(first)})
         file_id = batch["files"][0]["id"]
-        url = f"/v1/sessions/{session}/files/{file_id}/content"
-        stalled = asyncio.create_task(client.put(url, content=slow_body()))
-
-        async def uploading() -> bool | None:
-            files = (await client.get(f"/v1/sessions/{session}")).json()["files"]
-            return True if files[0]["status"] == "uploading" else None
-
-        await eventually(uploading)
-        assert await api.sweep_stalled(gateway.runtime, idle_seconds=0) == 1
+        stalled, go_on = await given_up_mid_upload(gateway, client, session, file_id, first)
         again = await put(client, session, file_id, second)
         assert again.json()["status"] == "uploaded", again.text
         assert (await client.post(f"/v1/sessions/{session}/submit")).status_code == 200
@@ -802,28 +794,11 @@ async def test_a_woken_first_attempt_never_removes_the_key_its_file_keeps(
     object its file names stays."""
     project = await new_project(gateway)
     data = jpeg(47)
-    half = len(data) // 2
-    go_on = asyncio.Event()
-
-    async def slow_body() -> AsyncIterator[bytes]:
-        yield data[:half]
-        await go_on.wait()
-        yield data[half:]
-
     async with gateway.client(project.uploader) as client:
         session = await new_session(client, project)
-        file_id = (await add(client, session, {"path": "a.jpg", "size": len(data)}))["files"][0][
-            "id"
-        ]
-        url = f"/v1/sessions/{session}/files/{file_id}/content"
-        stalled = asyncio.create_task(client.put(url, content=slow_body()))
-
-        async def uploading() -> bool | None:
-            files = (await client.get(f"/v1/sessions/{session}")).json()["files"]
-            return True if files[0]["status"] == "uploading" else None
-
-        await eventually(uploading)
-        assert await api.sweep_stalled(gateway.runtime, idle_seconds=0) == 1
+        batch = await add(client, session, {"path": "a.jpg", "size": len(data)})
+        file_id = batch["files"][0]["id"]
+        stalled, go_on = await given_up_mid_upload(gateway, client, session, file_id, data)
         # The older gateway's retry: its bytes at the one key it knows, its row without a key.
         legacy = f"{project.id}/{file_id}/original"
         await gateway.runtime.blobs.put_bytes("originals", legacy, data)
