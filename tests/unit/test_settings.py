@@ -7,6 +7,7 @@ import re
 import pytest
 from pydantic import ValidationError
 
+from darkroom.common.events import FAILED_LISTED
 from darkroom.common.settings import SERVICE_SETTINGS, IngestSettings, NotifySettings, env_names
 
 
@@ -61,4 +62,16 @@ def test_notify_refuses_timeouts_that_would_send_twice(
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=re.escape(told)):
+        NotifySettings()
+
+
+def test_notify_refuses_to_promise_more_failed_files_than_an_event_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An e-mail can name only the failures its event carries: a larger setting would be
+    cut to that silently, so it is refused at start."""
+    monkeypatch.setenv("DARKROOM_NOTIFY_FAILED_FILES_LISTED", str(FAILED_LISTED))
+    assert NotifySettings().failed_files_listed == FAILED_LISTED
+    monkeypatch.setenv("DARKROOM_NOTIFY_FAILED_FILES_LISTED", str(FAILED_LISTED + 1))
+    with pytest.raises(ValidationError, match="DARKROOM_NOTIFY_FAILED_FILES_LISTED"):
         NotifySettings()

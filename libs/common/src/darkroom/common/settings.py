@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from darkroom.common.events import FAILED_LISTED
+
 LOCAL_DATABASE = "postgresql://darkroom:darkroom@127.0.0.1:5432/darkroom_{service}"
 
 
@@ -62,10 +64,11 @@ class CommonSettings(BaseSettings):
     )
 
 
-def _own(service: str, name: str, default: Any, description: str) -> Any:
-    """A setting that belongs to one service: ``DARKROOM_<SERVICE>_<NAME>``."""
+def _own(service: str, name: str, default: Any, description: str, **bounds: Any) -> Any:
+    """A setting that belongs to one service: ``DARKROOM_<SERVICE>_<NAME>``; ``bounds`` as
+    pydantic's ``Field`` takes them (``ge=1``)."""
     env = f"DARKROOM_{service.upper()}_{name.upper()}"
-    return Field(default, validation_alias=AliasChoices(env), description=description)
+    return Field(default, validation_alias=AliasChoices(env), description=description, **bounds)
 
 
 class ServiceSettings(CommonSettings):
@@ -271,7 +274,13 @@ class NotifySettings(SealingSettings):
         "sent again, with the same Message-ID or webhook-id.",
     )
     failed_files_listed: int = _own(
-        "notify", "failed_files_listed", 50, "Failed files named in an e-mail; the rest counted."
+        "notify",
+        "failed_files_listed",
+        50,
+        f"Failed files named in an e-mail, at most the {FAILED_LISTED} an event names; the"
+        " rest counted.",
+        ge=0,
+        le=FAILED_LISTED,
     )
 
     @model_validator(mode="after")
