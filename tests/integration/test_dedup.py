@@ -131,6 +131,27 @@ async def test_a_broken_file_fails_alone_and_the_service_goes_on(dedup: Consumer
     assert all(replica.policy.halted is None for replica in dedup.replicas)
 
 
+async def test_copies_of_a_file_that_cannot_be_hashed_are_still_one_group(
+    dedup: Consumer,
+) -> None:
+    """Two uploads of the same broken file: each fails (no picture to compare), and the two
+    are still found to be the same bytes; a good photo stays out of their group."""
+    await dedup.start(1)
+    project = uuid.uuid4()
+    broken = KODAK.read_bytes()[:4096]
+    one = await dedup.upload(project, broken, "Card/one.jpg")
+    await dedup.latest(one)
+    good = await dedup.upload(project, KODAK.read_bytes())
+    two = await dedup.upload(project, broken, "Backup/one.jpg")
+    found = await dedup.latest(one, two, good, results=4)  # one learns of two: a second result
+    assert [found[m.media_id]["outcome"] for m in (one, two, good)] == ["failed", "failed", "ok"]
+    assert found[two.media_id]["reason"] == found[one.media_id]["reason"]
+    assert together(found, one, two)
+    assert found[two.media_id]["closest_media_id"] == str(one.media_id)
+    assert (found[two.media_id]["exact"], found[two.media_id]["similarity"]) == (True, 1.0)
+    assert found[good.media_id]["group_id"] is None
+
+
 async def test_a_medium_read_well_keeps_its_group_when_a_read_again_is_cut_short(
     dedup: Consumer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,9 @@ closer to than to their closest so far get a new result with it as their closest
 every similarity is to the closest member whatever the order of arrival. Grouping in a project
 happens under a lock held to the end of the transaction, so concurrent copies end in one group.
 
+A medium that could not be hashed fails, yet joins the media with the same bytes: only its
+near copies cannot be known.
+
 A review ("these two are not duplicates") takes the marked medium out of the group, finds it
 another group if one fits, and from then on neither medium is placed in a group that holds the
 other.
@@ -66,13 +69,10 @@ async def on_uploaded(event: MediaUploaded, deps: Deps) -> Write:
         await store.save(tx, ref, event.sha256, hashes, failure)
         medium = await store.member(tx, ref.project_id, ref.media_id)
         assert medium is not None
-        if failure is not None:
-            await store.place(tx, medium.media_id, None)
-            await _announce(tx, ref.project_id, medium.media_id)
-        elif medium.group_id is None:
+        if failure is None and medium.group_id is not None:
+            await _announce(tx, ref.project_id, medium.media_id)  # read again: its group stands
+        else:  # placed; without hashes (a failure) only with copies of its bytes
             await _join(tx, medium, deps.settings)
-        else:  # read again (reprocessing): it keeps its group
-            await _announce(tx, ref.project_id, medium.media_id)
 
     return write
 
@@ -205,23 +205,21 @@ def _similarity(candidate: Candidate) -> float:
 
 
 async def _announce(tx: Transaction, project_id: uuid.UUID, media_id: uuid.UUID) -> None:
-    """Publish where a medium stands now."""
+    """Publish where a medium stands now (one whose hashing failed may still have copies of
+    its bytes)."""
     member = await store.member(tx, project_id, media_id)
     assert member is not None
-    if member.outcome == Outcome.FAILED:
-        result = MediaDuplicates(
+    await publish(
+        tx,
+        MediaDuplicates(
             media=member.ref,
-            outcome=Outcome.FAILED,
+            outcome=Outcome(member.outcome),
             reason_code=member.reason_code,
             reason=member.reason,
-        )
-    else:
-        result = MediaDuplicates(
-            media=member.ref,
-            outcome=Outcome.OK,
             group_id=member.group_id,
             closest_media_id=member.closest_media_id,
             similarity=member.similarity,
             exact=member.exact,
-        )
-    await publish(tx, result, source=SOURCE)
+        ),
+        source=SOURCE,
+    )

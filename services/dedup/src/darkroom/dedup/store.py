@@ -109,7 +109,8 @@ async def candidates(
     dhash_distance: int,
     phash_distance: int,
 ) -> list[Candidate]:
-    """The project's media with the same bytes, or within both distances of ``medium``.
+    """The project's media with the same bytes (hashed or not), or within both distances of
+    ``medium``.
 
     Near ones are found through the band indexes (``bands.probes``), never by a scan.
     """
@@ -118,7 +119,7 @@ async def candidates(
         row["media_id"]: Candidate(row["media_id"], row["group_id"], True, 0)
         for row in await tx.fetch(
             "SELECT media_id, group_id FROM media"
-            " WHERE project_id = $1 AND sha256 = $2 AND media_id <> $3 AND outcome = 'ok'",
+            " WHERE project_id = $1 AND sha256 = $2 AND media_id <> $3",
             project_id,
             medium.sha256,
             medium.media_id,
