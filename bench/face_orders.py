@@ -6,7 +6,7 @@ Every face dlib finds in the corpus's photos (the tagging service's picture size
 upsampling, no size floor) is embedded once. Then, for each face floor and distance of a grid,
 the pictures are clustered as the tagging service does — each face joins the person whose
 mean is nearest if within the distance, the faces of a picture nearest pairs first and never
-two in one person (``handlers.assign``), else starts a new person, and the means are
+two in one person (``persons.assign``), else starts a new person, and the means are
 refreshed — in ``--orders`` random orders of arrival of the pictures. An order goes wrong
 when one of the five people of ``corpus/faces`` is split over persons, or their person takes a
 stranger's face (the other photos of the corpus show strangers, many only 36 to 60 px wide). A
@@ -26,7 +26,7 @@ import numpy as np
 from darkroom.common.imaging import UnreadableMedia, fitted
 from darkroom.common.settings import TaggingSettings
 from darkroom.tagging.analysis import faces_of
-from darkroom.tagging.handlers import assign
+from darkroom.tagging.persons import assign
 from darkroom.tagging.store import Person
 from tests.unit.corpus_truth import CORPUS, FACES_PEOPLE
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import uuid
 
 import numpy as np
+import pytest
 
-from darkroom.tagging.handlers import RECLUSTER_MARGIN, assign, regrouped
+from darkroom.tagging import persons as placing
+from darkroom.tagging.persons import RECLUSTER_MARGIN, Means, assign, regrouped
 from darkroom.tagging.store import Person, StoredFace
 
 P, Q, R = (uuid.UUID(int=n) for n in (1, 2, 3))
@@ -74,3 +76,29 @@ def test_re_clustering_never_puts_two_faces_of_a_picture_in_one_person() -> None
     assert [(f.face_id, to) for f, to in moves] == [(two.face_id, Q)]
     beside_q = face(0.9, P, picture=2)
     assert regrouped([beside_q, face(1.0, Q, picture=2)], persons, 0.55) == []
+
+
+@pytest.mark.parametrize("block", [1 << 22, 7])  # all faces at once; a few at a time
+def test_the_nearest_person_is_the_one_each_face_is_nearest_to(
+    monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """The persons of a project looked up at once (one matrix product, in blocks of faces)
+    give, face by face, the person a plain search over every person gives, at its distance."""
+    monkeypatch.setattr(placing, "_BLOCK", block)
+    rng = np.random.default_rng(5)
+    persons = [Person(uuid.UUID(int=n), None, rng.normal(size=128)) for n in range(1, 41)]
+    embeddings = list(rng.normal(size=(60, 128)))
+    barred = [
+        {p.person_id for p in persons if rng.random() < share}
+        for share in [0.0, 0.5, 1.0] * 20  # none, half, every person barred
+    ]
+    found = Means(persons).nearest(embeddings, barred)
+    for embedding, bars, match in zip(embeddings, barred, found, strict=True):
+        allowed = [(float(np.linalg.norm(embedding - p.centroid)), p.person_id) for p in persons]
+        allowed = [(d, p) for d, p in allowed if p not in bars]
+        if not allowed:
+            assert match is None
+            continue
+        distance, person_id = min(allowed)
+        assert match == (person_id, pytest.approx(distance, abs=1e-12))
+    assert Means([]).nearest(embeddings[:2], [set(), set()]) == [None, None]

@@ -11,11 +11,11 @@ face by face, what a user said of it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import unicodedata
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,11 +40,10 @@ from darkroom.common.settings import TaggingSettings
 from darkroom.tagging import store
 from darkroom.tagging.analysis import Analysis, FoundFace
 from darkroom.tagging.folders import folder_tags, session_tags
+from darkroom.tagging.persons import assign, regrouped
 from darkroom.tagging.worker import Analyser
 
 SOURCE = "darkroom/tagging"
-# A face moves to another person in re-clustering only when that one is this much nearer.
-RECLUSTER_MARGIN = 0.05
 log = logging.getLogger(__name__)
 
 
@@ -136,33 +135,6 @@ async def _place(
     return placed
 
 
-def assign(
-    faces: list[tuple[np.ndarray, set[uuid.UUID]]],
-    persons: list[store.Person],
-    distance: float,
-    taken: set[uuid.UUID],
-) -> list[uuid.UUID | None]:
-    """The person each face of one picture joins (each face with the persons it may not): the
-    nearest within ``distance``, the nearest pairs first, never a person ``taken`` or taken by
-    another face of the picture (a person is in a picture once); None: a new person."""
-    chosen: list[uuid.UUID | None] = [None] * len(faces)
-    taken, waiting = set(taken), list(range(len(faces)))
-    while waiting:
-        options = []
-        for index in waiting:
-            embedding, barred = faces[index]
-            match = _nearest(embedding, persons, taken | barred)
-            if match is not None and match[1] <= distance:
-                options.append((match[1], index, match[0]))
-        if not options:
-            break  # the rest are new persons
-        _, index, person_id = min(options, key=lambda option: option[:2])
-        waiting.remove(index)
-        chosen[index] = person_id
-        taken.add(person_id)
-    return chosen
-
-
 async def on_command(command: TaggingCommand, tx: Transaction, deps: Deps) -> None:
     """A user's correction; ids of another project are ignored as unknown."""
     project_id, what = command.project_id, command.command
@@ -219,7 +191,8 @@ async def recluster(db: Database, settings: TaggingSettings) -> None:
             moved: dict[uuid.UUID, list[uuid.UUID]] = {}
             touched: set[uuid.UUID] = set()
             affected: set[uuid.UUID] = set()
-            for face, person_id in regrouped(everyone, persons, settings.face_distance):
+            moves = await asyncio.to_thread(regrouped, everyone, persons, settings.face_distance)
+            for face, person_id in moves:
                 moved.setdefault(person_id, []).append(face.face_id)
                 touched |= {person_id, face.person_id} if face.person_id else {person_id}
                 affected.add(face.media_id)
@@ -232,45 +205,6 @@ async def recluster(db: Database, settings: TaggingSettings) -> None:
             await store.clustered(tx, project_id)
             if affected:
                 log.info("re-clustered", extra={"project_id": project_id, "media": len(affected)})
-
-
-def regrouped(
-    faces: list[store.StoredFace], persons: list[store.Person], distance: float
-) -> list[tuple[store.StoredFace, uuid.UUID]]:
-    """The faces re-clustering moves, each with the person it goes to: a face no user placed,
-    to a person within ``distance`` and ``RECLUSTER_MARGIN`` nearer than its own, never one
-    that took it from a user nor one already in its picture (a person is in a picture once);
-    the nearest moves first."""
-    centroids = {p.person_id: p.centroid for p in persons}
-    # The persons of each picture, counted: a user may have put two of its faces in one.
-    in_picture: dict[uuid.UUID, Counter[uuid.UUID]] = {}
-    for face in faces:
-        if face.person_id is not None:
-            in_picture.setdefault(face.media_id, Counter())[face.person_id] += 1
-    wanted: list[tuple[float, uuid.UUID, store.StoredFace, uuid.UUID, uuid.UUID]] = []
-    for face in faces:
-        own = face.person_id
-        if face.decided or own is None or own not in centroids:
-            continue
-        present = {p for p, n in in_picture[face.media_id].items() if n and p != own}
-        rejected = {face.rejected_person} if face.rejected_person else set()
-        match = _nearest(face.embedding, persons, present | rejected)
-        if (
-            match is not None
-            and match[0] != own
-            and match[1] <= distance
-            and match[1] < float(np.linalg.norm(face.embedding - centroids[own])) - RECLUSTER_MARGIN
-        ):
-            wanted.append((match[1], face.face_id, face, own, match[0]))
-    moves: list[tuple[store.StoredFace, uuid.UUID]] = []
-    for _, _, face, own, to in sorted(wanted, key=lambda move: move[:2]):
-        present_now = in_picture[face.media_id]
-        if present_now[to]:  # another face of the picture went there first
-            continue
-        present_now[own] -= 1
-        present_now[to] += 1
-        moves.append((face, to))
-    return moves
 
 
 SAME_FACE = 0.5
@@ -297,17 +231,6 @@ def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
         return 0.0
     both = width * height
     return both / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - both)
-
-
-def _nearest(
-    embedding: np.ndarray, persons: list[store.Person], excluded: set[uuid.UUID]
-) -> tuple[uuid.UUID, float] | None:
-    candidates = [p for p in persons if p.person_id not in excluded]
-    if not candidates:
-        return None
-    distances = np.linalg.norm(np.stack([p.centroid for p in candidates]) - embedding, axis=1)
-    best = int(np.argmin(distances))
-    return candidates[best].person_id, float(distances[best])
 
 
 async def announce(tx: Transaction, media_id: uuid.UUID) -> None:
