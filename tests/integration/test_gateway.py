@@ -250,20 +250,24 @@ async def test_a_session_needs_its_capture_date(gateway: Gateway) -> None:
 
 
 async def test_batches_hold_100_files_and_sessions_1500(gateway: Gateway) -> None:
+    """Adding files and pre-checking them are refused alike (the pre-check keeps nothing)."""
     project = await new_project(gateway, "capture")
     async with gateway.client(project.uploader) as client:
         session = await new_session(client, project)
         files = [{"path": f"f{n}.jpg", "size": 1000} for n in range(101)]
-        too_many = await client.post(f"/v1/sessions/{session}/files", json={"files": files})
-        assert error(too_many, 422) == "batch_too_large"
+        for route in ("precheck", "files"):
+            too_many = await client.post(f"/v1/sessions/{session}/{route}", json={"files": files})
+            assert error(too_many, 422) == "batch_too_large"
         for start in range(0, 1500, 100):
             batch = [{"path": f"f{n}.jpg", "size": 1000} for n in range(start, start + 100)]
             assert (await add(client, session, *batch))["queued"] == 100
-        full = await client.post(
-            f"/v1/sessions/{session}/files", json={"files": [{"path": "f1500.jpg", "size": 1000}]}
-        )
-        assert error(full, 409) == "session_full"
-        assert "new session" in full.json()["error"]["message"]
+        for route in ("precheck", "files"):
+            full = await client.post(
+                f"/v1/sessions/{session}/{route}",
+                json={"files": [{"path": "f1500.jpg", "size": 1000}]},
+            )
+            assert error(full, 409) == "session_full"
+            assert "new session" in full.json()["error"]["message"]
         detail = await client.get(f"/v1/sessions/{session}")
         assert detail.json()["counts"]["queued"] == 1500
 
@@ -573,10 +577,11 @@ async def test_submitting_twice_is_refused_and_failed_files_stay_failed(gateway:
         assert (
             error(await client.post(f"/v1/sessions/{session}/submit"), 409) == "session_submitted"
         )
-        late = await client.post(
-            f"/v1/sessions/{session}/files", json={"files": [{"path": "x.jpg", "size": 5}]}
-        )
-        assert error(late, 409) == "session_submitted"
+        for route in ("precheck", "files"):
+            late = await client.post(
+                f"/v1/sessions/{session}/{route}", json={"files": [{"path": "x.jpg", "size": 5}]}
+            )
+            assert error(late, 409) == "session_submitted"
         files = (await client.get(f"/v1/sessions/{session}?status=failed")).json()["files"]
         assert [(f["path"], f["code"]) for f in files] == [("never-sent.jpg", "not_uploaded")]
 

@@ -457,10 +457,10 @@ def _refusal(index: int, path: str, refusal: UnsafePath | Refused) -> schemas.Fi
 async def precheck(
     session_id: uuid.UUID, body: schemas.Batch, caller: CallerDep, runtime: RuntimeDep
 ) -> Any:
-    """Which planned files repeat each other or the session, or would be refused (nothing kept)."""
+    """The answer adding this batch would get (repeats, refusals, room), with nothing kept."""
     session = await visible_session(runtime, caller, session_id, Role.uploader)
     existing = await store.files(runtime.db.pool, session_id)
-    entries = [entry for entry, _ in _plan(body.files, session, existing)]
+    entries = [entry for entry, _ in _admitted(body.files, session, existing)]
     return schemas.Precheck(
         files=entries,
         duplicates=sum(e.status == "skipped_duplicate" for e in entries),
@@ -474,51 +474,13 @@ async def add_batch(
 ) -> Any:
     """Add a batch of at most 100 files; each is then uploaded with PUT …/files/{id}/content."""
     await visible_session(runtime, caller, session_id, Role.uploader)
-    if len(body.files) > MAX_BATCH:
-        raise Refused(
-            "batch_too_large",
-            f"A batch holds at most {MAX_BATCH} files; this one has {len(body.files)}.",
-        )
     async with runtime.db.transaction() as tx:
         session = await store.session_for_update(tx, session_id)
         assert session is not None
-        require_open(session)
-        existing = await store.files(tx, session_id)
-        planned = _plan(body.files, session, existing)
-        entries = [entry for entry, _ in planned]
-        queued = [e for e in entries if e.status == "queued"]
-        kept = [f for f in existing if f["status"] != "skipped_duplicate" and not f["refused"]]
-        _, limits = policy_and_limits(session)
-        if len(kept) + len(queued) > limits.max_files:
-            room = limits.max_files - len(kept)
-            raise Refused(
-                "session_full",
-                f"A session holds at most {limits.max_files:,} files and this one has room for "
-                f"{room:,} more; start a new session for the rest.",
-                409,
-            )
-        planned_bytes = sum(body.files[e.index].size for e in queued)
-        held = sum(f["declared_size"] for f in kept)
-        if held + planned_bytes > limits.max_bytes:
-            raise Refused(
-                "upload_too_large",
-                f"An upload holds at most {limits.max_bytes:,} bytes; this batch would bring the "
-                f"session to {held + planned_bytes:,}. Start a new session for the rest.",
-                409,
-            )
-        set_aside = len(existing) - len(kept)
-        refused_paths = {f["relative_path"] for f in existing if f["refused"]}
-        for entry, kept_in_session in planned:
-            if not kept_in_session:
+        planned = _admitted(body.files, session, await store.files(tx, session_id))
+        for entry, kept in planned:
+            if not kept:
                 continue
-            if entry.status != "queued" and entry.path not in refused_paths:
-                if set_aside >= MAX_SET_ASIDE:
-                    entry.message = (
-                        f"{entry.message} Not kept in the session: it keeps at most"
-                        f" {MAX_SET_ASIDE:,} refused or skipped files."
-                    )
-                    continue
-                set_aside += 1
             entry.id = uuid.uuid4()
             item = body.files[entry.index]
             refused = entry.status == "refused"
@@ -537,12 +499,65 @@ async def add_batch(
                 reason_code=entry.code if refused else None,
                 reason=entry.message if refused else None,
             )
+    entries = [entry for entry, _ in planned]
     return schemas.BatchResult(
         files=entries,
-        queued=len(queued),
+        queued=sum(e.status == "queued" for e in entries),
         skipped=sum(e.status == "skipped_duplicate" for e in entries),
         refused=sum(e.status == "refused" for e in entries),
     )
+
+
+def _admitted(
+    files: list[schemas.PlannedFile], session: asyncpg.Record, existing: list[asyncpg.Record]
+) -> list[tuple[schemas.FileEntry, bool]]:
+    """A batch judged against the session as it stands: each file's answer, and whether the
+    session keeps it; the whole batch refused when it is too large, the session closed, or
+    its queued files would not fit."""
+    if len(files) > MAX_BATCH:
+        raise Refused(
+            "batch_too_large",
+            f"A batch holds at most {MAX_BATCH} files; this one has {len(files)}.",
+        )
+    require_open(session)
+    planned = _plan(files, session, existing)
+    queued = [entry for entry, _ in planned if entry.status == "queued"]
+    kept = [f for f in existing if f["status"] != "skipped_duplicate" and not f["refused"]]
+    _, limits = policy_and_limits(session)
+    if len(kept) + len(queued) > limits.max_files:
+        room = limits.max_files - len(kept)
+        raise Refused(
+            "session_full",
+            f"A session holds at most {limits.max_files:,} files and this one has room for "
+            f"{room:,} more; start a new session for the rest.",
+            409,
+        )
+    planned_bytes = sum(files[entry.index].size for entry in queued)
+    held = sum(f["declared_size"] for f in kept)
+    if held + planned_bytes > limits.max_bytes:
+        raise Refused(
+            "upload_too_large",
+            f"An upload holds at most {limits.max_bytes:,} bytes; this batch would bring the "
+            f"session to {held + planned_bytes:,}. Start a new session for the rest.",
+            409,
+        )
+    # Refused and skipped files are kept up to MAX_SET_ASIDE; one replacing a refused file of
+    # the same path takes no more room.
+    set_aside = len(existing) - len(kept)
+    refused_paths = {f["relative_path"] for f in existing if f["refused"]}
+    admitted = []
+    for entry, keep in planned:
+        if keep and entry.status != "queued" and entry.path not in refused_paths:
+            if set_aside >= MAX_SET_ASIDE:
+                entry.message = (
+                    f"{entry.message} Not kept in the session: it keeps at most"
+                    f" {MAX_SET_ASIDE:,} refused or skipped files."
+                )
+                keep = False
+            else:
+                set_aside += 1
+        admitted.append((entry, keep))
+    return admitted
 
 
 async def claim_upload(
