@@ -332,6 +332,46 @@ async def test_merging_two_persons_tags_the_photos_of_both(
         assert final[two.media_id]["faces"][0]["person_id"] == str(first)
 
 
+async def test_a_merge_holds_through_re_clustering(
+    settings: CommonSettings, new_database: Callable[[], Awaitable[str]], unique: str
+) -> None:
+    """Three photos of one man, each a person of its own; the user merges the first two. The
+    kept person's mean is now between both, and its own face clearly nearer the third photo's
+    person: re-clustering leaves it where the user put it, so naming the person names both."""
+    async with tagging_service(settings, new_database, unique, face_distance=0.01) as tagging:
+        project = uuid.uuid4()
+        refs = [
+            await tagging.upload(project, (FACES / name).read_bytes(), name, ai_tagging=True)
+            for name in ("obama.jpg", "obama2.jpg", "obama-480p.jpg")
+        ]
+        found = await tagging.latest(*refs, timeout=120)
+        kept, gone, third = (uuid.UUID(found[r.media_id]["faces"][0]["person_id"]) for r in refs)
+        assert len({kept, gone, third}) == 3
+        await tagging.send(
+            TaggingCommand(
+                project_id=project, command=MergePersons(person_id=kept, other_person_id=gone)
+            )
+        )
+
+        async def merged() -> dict[uuid.UUID, Any] | None:
+            now = await tagging.latest(refs[1])
+            return now if now[refs[1].media_id]["faces"][0]["person_id"] == str(kept) else None
+
+        await eventually(merged, timeout=60)
+        await recluster(tagging.replicas[0].db, TaggingSettings(face_distance=0.55))
+        await tagging.send(
+            TaggingCommand(project_id=project, command=NamePerson(person_id=kept, name="Barack"))
+        )
+
+        async def named() -> dict[uuid.UUID, Any] | None:
+            now = await tagging.latest(*refs)
+            return now if all(person_tags(now[r.media_id]) for r in refs[:2]) else None
+
+        final = await eventually(named, timeout=60)
+    assert [person_tags(final[r.media_id]) for r in refs] == [{"Barack"}, {"Barack"}, set()]
+    assert final[refs[2].media_id]["faces"][0]["person_id"] == str(third)
+
+
 async def _changed_projects(db: Database) -> list[uuid.UUID]:
     async with db.transaction() as tx:
         return await tagging_store.projects_changed(tx)

@@ -24,7 +24,12 @@ def person(person_id: uuid.UUID, x: float) -> Person:
 
 
 def face(
-    x: float, person_id: uuid.UUID | None, picture: int, *, decided: bool = False
+    x: float,
+    person_id: uuid.UUID | None,
+    picture: int,
+    *,
+    decided: bool = False,
+    name: str | None = None,
 ) -> StoredFace:
     return StoredFace(
         face_id=uuid.uuid4(),
@@ -32,7 +37,7 @@ def face(
         box=(0.0, 0.0, 0.1, 0.1),
         embedding=at(x),
         person_id=person_id,
-        person_name=None,
+        person_name=name,
         decided=decided,
         rejected_person=None,
     )
@@ -65,6 +70,16 @@ def test_re_clustering_moves_a_face_clearly_nearer_another_person() -> None:
     margin = face(0.5 + RECLUSTER_MARGIN / 4, P, picture=3)  # nearer Q, but not clearly
     assert regrouped([margin], persons, 0.55) == []
     assert regrouped([face(0.9, P, picture=1, decided=True)], persons, 0.55) == []
+
+
+def test_re_clustering_never_moves_a_face_out_of_a_named_person() -> None:
+    """A named person holds its faces, even one no user placed that is now clearly nearer
+    another person (only a user's remove-face takes it out); faces may still join it."""
+    persons = [Person(P, "Ann", at(0.0)), person(Q, 1.0)]
+    assert regrouped([face(0.9, P, picture=1, name="Ann")], persons, 0.55) == []
+    stray = face(0.1, Q, picture=2)
+    [(moved, to)] = regrouped([stray], persons, 0.55)
+    assert (moved.face_id, to) == (stray.face_id, P)
 
 
 def test_re_clustering_never_puts_two_faces_of_a_picture_in_one_person() -> None:

@@ -4,9 +4,10 @@ Every medium gets its folder and session tags. With AI tagging on, its faces joi
 the nearest person of the project within ``face_distance`` of the face, else a new unnamed
 one — and exposed content makes it ``sensitive``. A named person's media carry
 ``person:<name>``; naming, merging or removing a face republishes every medium it touches.
-The periodic re-clustering moves only faces no user has placed, never into a person a user
-took them from, and never renames or drops a named person; a medium processed again keeps,
-face by face, what a user said of it.
+The periodic re-clustering moves only faces no user has placed (a merge places the faces of
+both persons) and never a face of a named person, never into a person a user took them from,
+and never renames or drops a named person; a medium processed again keeps, face by face, what
+a user said of it.
 """
 
 from __future__ import annotations
@@ -153,8 +154,11 @@ async def on_command(command: TaggingCommand, tx: Transaction, deps: Deps) -> No
         if kept is None or gone is None or kept["person_id"] == gone["person_id"]:
             log.warning("merge_persons: unknown persons", extra={"id": what.person_id})
             return
-        affected = await store.media_of_persons(tx, {kept["person_id"], gone["person_id"]})
-        faces = [f.face_id for f in await store.faces_of_person(tx, gone["person_id"])]
+        both = [kept["person_id"], gone["person_id"]]
+        affected = await store.media_of_persons(tx, set(both))
+        # The user placed the faces of both: the kept person's own must not drift away either
+        # when its mean moves between the two.
+        faces = [f.face_id for p in both for f in await store.faces_of_person(tx, p)]
         await store.move_faces(tx, faces, kept["person_id"], decided=True)
         if kept["name"] is None and gone["name"] is not None:
             await store.name_person(tx, kept["person_id"], gone["name"])
@@ -177,8 +181,8 @@ async def on_command(command: TaggingCommand, tx: Transaction, deps: Deps) -> No
 
 
 async def recluster(db: Database, settings: TaggingSettings) -> None:
-    """Move faces no user placed to a clearly nearer person; republish what changed. Only
-    projects whose faces changed since their last pass are read."""
+    """Move faces no user placed, of unnamed persons, to a clearly nearer person; republish
+    what changed. Only projects whose faces changed since their last pass are read."""
     async with db.transaction() as tx:
         projects = await store.projects_changed(tx)
     for project_id in projects:

@@ -99,20 +99,26 @@ def assign(
 def regrouped(
     faces: list[StoredFace], persons: Sequence[Person], distance: float
 ) -> list[tuple[StoredFace, uuid.UUID]]:
-    """The faces re-clustering moves, each with the person it goes to: a face no user placed,
-    to a person within ``distance`` and ``RECLUSTER_MARGIN`` nearer than its own, never one
-    that took it from a user nor one already in its picture (a person is in a picture once);
-    the nearest moves first."""
+    """The faces re-clustering moves, each with the person it goes to: a face no user placed
+    and of an unnamed person, to a person within ``distance`` and ``RECLUSTER_MARGIN`` nearer
+    than its own, never one that took it from a user nor one already in its picture (a person
+    is in a picture once); the nearest moves first."""
     means = Means(persons)
     # The persons of each picture, counted: a user may have put two of its faces in one.
     in_picture: dict[uuid.UUID, Counter[uuid.UUID]] = {}
     for face in faces:
         if face.person_id is not None:
             in_picture.setdefault(face.media_id, Counter())[face.person_id] += 1
+    # A named person holds its faces, those that joined it after the naming too: its name
+    # tags their media, and only a user's remove-face takes one out (a pass that drained it
+    # would leave it with no mean, never to be found again).
     movable = [
         face
         for face in faces
-        if not face.decided and face.person_id is not None and face.person_id in means.row
+        if not face.decided
+        and face.person_name is None
+        and face.person_id is not None
+        and face.person_id in means.row
     ]
     barred = [
         {p for p, n in in_picture[face.media_id].items() if n and p != face.person_id}
