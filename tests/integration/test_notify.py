@@ -36,7 +36,7 @@ from darkroom.notify import store
 from darkroom.notify.app import create_runtime
 from darkroom.notify.handlers import dispatch
 
-from .backbone import eventually
+from .backbone import at_least, eventually
 from .consumers import Consumer, consumer
 from .gateway import free_port
 
@@ -71,6 +71,23 @@ class Inbox:
 
     def to(self, address: str) -> list[EmailMessage]:
         return [message for rcpt, message in self.messages if address in rcpt]
+
+
+class MisconfiguredRelay(Inbox):
+    """A relay that refuses our sender for good (550 at ``MAIL``) until it is put right."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refusing = True
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.refusing:
+            return "550 5.7.1 Sender address rejected: not owned by user"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
 
 @dataclass
@@ -194,6 +211,24 @@ async def test_an_upload_email_reaches_each_recipient_once_with_its_headers(
     )
 
 
+async def test_an_address_spelt_with_other_capitals_gets_one_email(
+    notify: Consumer, smtp: tuple[Inbox, int]
+) -> None:
+    """The uploader named again as a project recipient, in other capitals, is one mailbox:
+    one e-mail, to the address as first spelt."""
+    inbox, _ = smtp
+    await notify.send(
+        submitted(
+            uploader_email="Ana@example.org", recipients=["ana@example.org", "ops@example.org"]
+        )
+    )
+    await eventually(lambda: _count(inbox, 2))
+    # all of an event's deliveries are owed at once: none is still to come
+    owed = await notify.replicas[0].db.pool.fetch("SELECT recipient FROM deliveries")
+    assert sorted(row["recipient"] for row in owed) == ["Ana@example.org", "ops@example.org"]
+    assert sorted(rcpt for rcpt, _ in inbox.messages) == [["Ana@example.org"], ["ops@example.org"]]
+
+
 async def test_names_with_line_breaks_or_markup_cannot_inject(
     notify: Consumer, smtp: tuple[Inbox, int]
 ) -> None:
@@ -258,6 +293,32 @@ async def test_a_refused_address_is_recorded_and_the_others_still_get_theirs(
 
     row = await eventually(refused)
     assert row["attempts"] == 1 and "No such user" in row["last_error"]  # 5xx: not retried
+
+
+async def test_a_relay_refusing_the_sender_holds_the_mail_until_it_is_put_right(
+    notify: Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 5xx to the sender (or the login) says the relay is misconfigured, not that the
+    address is wrong: the mail is retried, and arrives once the relay is fixed."""
+    relay, port = MisconfiguredRelay(), free_port()
+    controller = Controller(relay, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        monkeypatch.setattr(notify_settings(notify), "smtp_port", port)
+        await notify.send(submitted(recipients=[]))
+        db = notify.replicas[0].db
+
+        async def refused() -> list[Any]:
+            return await db.pool.fetch("SELECT outcome, detail FROM attempts ORDER BY at")
+
+        attempts = await eventually(lambda: at_least(refused, 2))
+        relay.refusing = False  # the operator puts the relay right
+        [message] = await eventually(lambda: _only(relay, "ana@example.org"))
+    finally:
+        controller.stop()
+    assert message["Subject"] == "Upload received: North facade"
+    assert [a["outcome"] for a in attempts[:2]] == ["retry", "retry"]
+    assert all("SMTP 550" in a["detail"] and "Sender" in a["detail"] for a in attempts[:2])
 
 
 async def test_a_non_ascii_address_goes_by_smtputf8_or_fails_at_once_and_says_why(

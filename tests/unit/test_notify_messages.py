@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
+from aiosmtplib.email import flatten_message
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -47,6 +49,7 @@ def test_the_message_id_is_the_same_for_the_same_event_and_recipient_only() -> N
         ("a\x00b\tc\u2028d", "a b c d"),
         ("Roof\x85Bcc: x@example.org", "Roof Bcc: x@example.org"),  # NEL ends a line too
         ("  plain  ", "plain"),
+        ("Site=?utf-8?q?=0D=0A?=", "Site= ?utf-8?q?=0D=0A?="),  # an encoded-word, broken
     ],
 )
 def test_header_text_is_one_line(text: str, safe: str) -> None:
@@ -69,6 +72,29 @@ def test_an_email_has_both_parts_and_no_line_break_in_its_subject() -> None:
     message = _email({**PAYLOAD, "view_name": "A\nB\x85C"})
     assert message["Subject"] == "Upload received: A B C"
     assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
+
+
+def test_an_encoded_word_in_a_name_cannot_inject_a_header() -> None:
+    """The e-mail package decodes an RFC 2047 encoded-word in a subject: one hiding CR LF
+    would go out as a header line of its own once the sender flattens the message."""
+    name = "Site =?utf-8?q?=0D=0AReply-To:_attacker@evil.example?="
+    sent = flatten_message(_email({**PAYLOAD, "view_name": name}))  # as aiosmtplib.send does
+    head = sent.split(b"\r\n\r\n", 1)[0]
+    assert not any(line.startswith(b"Reply-To:") for line in head.split(b"\r\n"))
+    received = message_from_bytes(sent, policy=policy.default)
+    assert received["Reply-To"] is None
+    subject = str(received["Subject"])
+    assert "\r" not in subject and "\n" not in subject
+    assert subject.strip() == (  # folded after "Subject:", so read with a leading space
+        "Upload received: Site = ?utf-8?q?=0D=0AReply-To:_attacker@evil.example?="
+    )
+
+
+def test_a_header_that_decodes_to_a_control_character_is_refused() -> None:
+    """An address may spell an encoded-word too (``=`` and ``?`` are allowed in its local
+    part): what a header decodes to is checked, and a control character is never written."""
+    with pytest.raises(ValueError, match="To header"):
+        _email(PAYLOAD, recipient="=?utf-8?q?=0B?=@example.org")
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,10 @@ same ``Message-ID`` (e-mail) or ``webhook-id`` (webhooks), derived from the even
 recipient, so a receiver that keeps the ids it has seen drops the repeat. Nothing is lost;
 at most one repeat reaches a receiver that does not.
 
-A refusal that cannot change (an SMTP 5xx for the address) is recorded as failed at once;
-anything else (a 4xx, a dropped connection, a timeout, a webhook's non-2xx answer) is retried
-with exponential backoff until ``retry_for_seconds`` have passed, every attempt recorded.
+A refusal that cannot change (an SMTP 5xx for the address, or for the message at ``DATA``) is
+recorded as failed at once; anything else (a 4xx, a 5xx to the login, the sender or the
+greeting, a dropped connection, a timeout, a webhook's non-2xx answer) is retried with
+exponential backoff until ``retry_for_seconds`` have passed, every attempt recorded.
 """
 
 from __future__ import annotations
@@ -52,12 +53,14 @@ async def _owe(
     payload = event.model_dump(mode="json", exclude={"webhooks"})
     domain = settings.mail_from.rpartition("@")[2] or "darkroom"
     give_up = timedelta(seconds=settings.retry_for_seconds)
-    addresses = dict.fromkeys(
-        address.strip()
-        for address in [event.uploader_email or "", *event.recipients]
-        if address.strip()
-    )
-    for address in addresses:
+    # One message per mailbox, as first spelt: mail systems take Ana@ and ana@ as one, and the
+    # gateway's validation lowers only the domain. Lowered, not case-folded, which would make
+    # straße@ and strasse@ one too.
+    addresses: dict[str, str] = {}
+    for given in [event.uploader_email or "", *event.recipients]:
+        if address := given.strip():
+            addresses.setdefault(address.lower(), address)
+    for address in addresses.values():
         if event.digest_minutes:
             await store.gather(
                 tx,
@@ -229,7 +232,11 @@ async def _smtp(message: object, settings: NotifySettings) -> tuple[str, str | N
     except aiosmtplib.SMTPNotSupported as error:  # a non-ASCII local part, a relay without
         return "failed", f"{error}; the address cannot be written in ASCII"  # SMTPUTF8
     except aiosmtplib.SMTPResponseException as error:
-        permanent = 500 <= error.code < 600
+        # Only a 5xx for this recipient or this message is final. One to the greeting, the
+        # login or the sender is the relay's configuration (a rotated password, a refused
+        # mail_from): retried, so the backlog waits for the operator instead of failing.
+        final = isinstance(error, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError)
+        permanent = final and 500 <= error.code < 600
         return ("failed" if permanent else "retry"), f"SMTP {error.code}: {error.message}"
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
         return "retry", f"{type(error).__name__}: {error}"

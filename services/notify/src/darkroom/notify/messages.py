@@ -1,8 +1,10 @@
 """What a notification says: e-mails from templates, signed webhook requests. Pure.
 
 Nothing a user typed reaches a header raw: view names and file names are made single-line
-(control characters become spaces) before they go into a subject, and the HTML part is
-autoescaped by Jinja2. The ``Message-ID`` and the ``webhook-id`` are derived from what the
+(control characters become spaces, and an RFC 2047 encoded-word's ``=?`` is broken, since
+the e-mail package would decode one back into a line break) before they go into a subject,
+a header that still holds a control character is refused, and the HTML part is autoescaped
+by Jinja2. The ``Message-ID`` and the ``webhook-id`` are derived from what the
 notification is about and its recipient, so every attempt, and any repeat after a crash,
 carries the same one and a receiver can drop the repeat.
 """
@@ -53,8 +55,10 @@ def _digest(subject_key: str, recipient: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """Text safe for a header: control characters (CR, LF, tabs...) become one space."""
-    return CONTROL.sub(" ", text).strip()[:MAX_SUBJECT]
+    """Text safe for a header: control characters (CR, LF, tabs...) become one space, and
+    ``=?`` becomes ``= ?``, so no encoded-word (``=?utf-8?q?=0D=0A...?=``) is left for the
+    e-mail package to decode into the characters it hides."""
+    return CONTROL.sub(" ", text).strip().replace("=?", "= ?")[:MAX_SUBJECT]
 
 
 def ascii_address(address: str) -> str:
@@ -96,6 +100,11 @@ def email(
     message["Subject"] = subject
     message["Message-ID"] = message_id
     message["Date"] = format_datetime(now)
+    # Headers are kept decoded, as the generator will write them: a control character here
+    # would be written raw and start a header of its own, whatever let it through.
+    for name, value in message.items():
+        if CONTROL.search(value):
+            raise ValueError(f"the {name} header holds a control character")
     message.set_content(_templates.get_template(f"{template}.txt").render(values))
     message.add_alternative(
         _templates.get_template(f"{template}.html").render(values), subtype="html"
