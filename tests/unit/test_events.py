@@ -13,10 +13,12 @@ from darkroom.common.docs import documents
 from darkroom.common.events import (
     CATALOG,
     FAILED_LISTED,
+    NAMES_LISTED,
     Event,
     FileOutcome,
     MediaRef,
     MediaUploaded,
+    SessionProcessed,
     SessionSubmitted,
     TaggingCommand,
     cloudevent_headers,
@@ -167,3 +169,28 @@ def test_a_session_event_names_the_first_failures_and_stays_far_under_kafkas_lim
     assert (len(given.failed), given.failed_count) == (FAILED_LISTED, 1500)
     fewer = SessionSubmitted.model_validate({**event.model_dump(), "failed_count": 3})
     assert fewer.failed_count == FAILED_LISTED  # never fewer than it names
+
+
+def test_a_processed_session_names_the_first_tags_and_persons_and_counts_them_all() -> None:
+    """1,500 media, each in folders of their own (tags of 255 bytes) and with named persons of
+    200 characters: the processed event names the first of each, counts them all, and stays
+    under half of Kafka's 1 MB with its failures at their longest too."""
+    tags = [f"{n:04d}" + "é" * 125 for n in range(4500)]
+    persons = [f"{n:04d}" + "é" * 196 for n in range(600)]
+    failed = [FileOutcome(relative_path="é" * 1024, reason="Unreadable. " * 20)] * 1500
+    event = SessionProcessed(
+        session_id=uuid.uuid4(),
+        project_id=uuid.uuid4(),
+        view_name="v",
+        source="s",
+        processed=1500,
+        duplicates=0,
+        tags=tags,
+        persons=persons,
+        failed=failed,
+    )
+    assert (event.tags, event.tags_count) == (tags[:NAMES_LISTED], 4500)
+    assert (event.persons, event.persons_count) == (persons[:NAMES_LISTED], 600)
+    assert event.failed_count == 1500
+    assert len(event.model_dump_json().encode()) < 500_000
+    assert SessionProcessed.model_validate_json(event.model_dump_json()) == event

@@ -314,6 +314,8 @@ class WebhookTarget(BaseModel):
 # session's every failure is in the gateway's API). 1,500 failures with long paths would pass
 # Kafka's 1 MB; this many stay under half of it.
 FAILED_LISTED = 100
+# And at most this many of the tags and of the persons found (tags of 255 bytes: 50 KB each).
+NAMES_LISTED = 200
 
 
 class SessionEvent(Event):
@@ -353,14 +355,21 @@ class SessionEvent(Event):
         0, ge=0, description="How many failed in all, listed or not.", examples=[3]
     )
 
+    listed: ClassVar[dict[str, int]] = {"failed": FAILED_LISTED}
+    """The lists cut to their first so many; ``<list>_count`` counts them all."""
+
     @model_validator(mode="before")
     @classmethod
     def _list_the_first(cls, data: Any) -> Any:
-        """Keep the first ``FAILED_LISTED`` failures given, and count them all (a count given
-        with them is the count, if it is not fewer than the list)."""
-        if isinstance(data, dict) and isinstance(failed := data.get("failed"), list):
-            count = max(data.get("failed_count") or 0, len(failed))
-            return {**data, "failed": failed[:FAILED_LISTED], "failed_count": count}
+        """Keep the first entries of each list ``listed`` names, and count them all (a count
+        given with them is the count, if it is not fewer than the list)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name, most in cls.listed.items():
+            if isinstance(entries := data.get(name), list):
+                data[f"{name}_count"] = max(data.get(f"{name}_count") or 0, len(entries))
+                data[name] = entries[:most]
         return data
 
     def key(self) -> str:
@@ -390,11 +399,23 @@ class SessionProcessed(SessionEvent):
     processed: int = Field(ge=0, description="Media processed.", examples=[97])
     duplicates: int = Field(ge=0, description="Media found to have duplicates.", examples=[4])
     tags: list[str] = Field(
-        default_factory=list, description="Distinct tags given.", examples=[["Camera B", "2024"]]
+        default_factory=list,
+        description=f"Distinct tags given: the first {NAMES_LISTED}.",
+        examples=[["Camera B", "2024"]],
     )
+    tags_count: int = Field(0, ge=0, description="How many distinct tags in all.", examples=[2])
     persons: list[str] = Field(
-        default_factory=list, description="Named persons recognised.", examples=[["Ada"]]
+        default_factory=list,
+        description=f"Named persons recognised: the first {NAMES_LISTED}.",
+        examples=[["Ada"]],
     )
+    persons_count: int = Field(0, ge=0, description="How many named persons in all.", examples=[1])
+
+    listed: ClassVar[dict[str, int]] = {
+        **SessionEvent.listed,
+        "tags": NAMES_LISTED,
+        "persons": NAMES_LISTED,
+    }
     countries: list[str] = Field(
         default_factory=list, description="Country codes seen.", examples=[["FR", "DE"]]
     )
