@@ -249,6 +249,52 @@ async def test_a_session_needs_its_capture_date(gateway: Gateway) -> None:
         assert "capture_date" in response.json()["error"]["message"]
 
 
+async def test_text_no_one_types_is_refused_with_a_clear_error(gateway: Gateway) -> None:
+    """A NUL, a line break or a bidirectional control in a name or a filter (PostgreSQL keeps
+    no NUL: it was a 500 at the gateway, and a person named so halted the tagging service's
+    consumer), a blank name, a size past any file, a time out of range: each a 422 that names
+    the field, and nothing kept."""
+    project = await new_project(gateway)
+    async with gateway.client(project.uploader) as client:
+        for view_name, told in [
+            ("North\x00", "control character"),
+            ("North\r\nBcc: x@example.org", "control character"),
+            ("\u202egpj.exe", "bidirectional control"),
+            ("   ", "at least 1 character"),
+        ]:
+            made = await client.post(
+                f"/v1/projects/{project.id}/sessions",
+                json={"source": "drone", "view_name": view_name, "capture_date": "2024-05-17"},
+            )
+            assert error(made, 422) == "invalid_request"
+            assert "view_name" in made.json()["error"]["message"]
+            assert told in made.json()["error"]["message"]
+        trimmed = await client.post(
+            f"/v1/projects/{project.id}/sessions",
+            json={"source": " drone ", "view_name": "North", "capture_date": "2024-05-17"},
+        )
+        assert trimmed.json()["source"] == "drone"
+        session = trimmed.json()["id"]
+        huge = await client.post(
+            f"/v1/sessions/{session}/files", json={"files": [{"path": "a.jpg", "size": 2**64}]}
+        )
+        assert error(huge, 422) == "invalid_request"
+        assert (await client.get(f"/v1/sessions/{session}")).json()["files"] == []
+    async with gateway.client(project.admin) as client:
+        named = await client.post(
+            f"/v1/projects/{project.id}/people/{uuid.uuid4()}/name", json={"name": "Ada\x00"}
+        )
+        assert error(named, 422) == "invalid_request"
+        media = f"/v1/projects/{project.id}/media"
+        for query in [
+            {"tag": "a\x00"},
+            {"person": "\x1b[31m"},
+            {"status": "lost"},
+            {"captured_from": "0001-01-01T00:00:00+01:00"},  # before year 1 in UTC
+        ]:
+            assert error(await client.get(media, params=query), 422) == "invalid_request"
+
+
 async def test_batches_hold_100_files_and_sessions_1500(gateway: Gateway) -> None:
     """Adding files and pre-checking them are refused alike (the pre-check keeps nothing)."""
     project = await new_project(gateway, "capture")

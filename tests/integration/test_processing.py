@@ -162,6 +162,24 @@ async def test_a_session_is_processed_once_every_step_answered_for_every_medium(
     await _events_of(settings, "darkroom.session.processed.v1", done.session, 1)  # still one
 
 
+async def test_a_session_that_sent_nothing_on_is_processed_when_submitted(
+    gateway: Gateway, settings: CommonSettings
+) -> None:
+    """Every file failed at upload (no EXIF under ``capture``): no medium goes to processing,
+    so none will answer; the session is processed at once rather than never."""
+    project = await new_project(gateway, "capture")
+    async with gateway.client(project.uploader) as client:
+        session = await new_session(client, project)
+        [entry] = (await add(client, session, {"path": "plain.png", "size": 1000}))["files"]
+        assert entry["status"] == "refused"
+        submitted = await client.post(f"/v1/sessions/{session}/submit")
+        assert (submitted.json()["sent"], submitted.json()["failed"]) == (0, 1)
+        [report] = await _events_of(settings, "darkroom.session.processed.v1", session, 1)
+        assert (report["processed"], report["failed"]) == (0, [])  # its failure: at upload
+        shown = (await client.get(f"/v1/sessions/{session}")).json()
+        assert shown["processed_at"] is not None
+
+
 async def test_the_catalog_shows_filters_and_forwards(
     gateway: Gateway, settings: CommonSettings
 ) -> None:
@@ -183,6 +201,13 @@ async def test_the_catalog_shows_filters_and_forwards(
         assert await ids(country="fr") == [first]
         assert await ids(duplicate_group=str(done.group)) == [first]
         assert await ids(captured_from="2024-05-17T09:00:00Z", captured_to="2024-05-18") == [first]
+        async with gateway.client(done.project.admin) as admin:  # 09:30 UTC is 18:30 in Tokyo
+            moved = await admin.patch(
+                f"/v1/projects/{done.project.id}", json={"timezone": "Asia/Tokyo"}
+            )
+            assert moved.status_code == 200, moved.text
+        assert await ids(captured_to="2024-05-17T18:00") == []  # a time without offset: Tokyo's
+        assert await ids(captured_to="2024-05-17T19:00") == [first]
         assert await ids(status="processing_failed") == [second]
         assert await ids(status="processed") == [first]
         page = await ids(limit=1)

@@ -25,7 +25,7 @@ from darkroom.common.events import (
 )
 from darkroom.common.runtime import MAX_BODY_BYTES, Runtime
 from darkroom.common.sealing import Sealer
-from darkroom.ingest import schemas, store
+from darkroom.ingest import processing, schemas, store
 from darkroom.ingest.content import Family, content_type
 from darkroom.ingest.errors import Refused, not_found
 from darkroom.ingest.keys import Caller, Role, digest, new_secret
@@ -809,6 +809,7 @@ async def submit(session_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) 
             ),
             source=SOURCE,
         )
+        await processing.finish(tx, session_id)  # nothing sent on: nothing to wait for
     return schemas.Submitted(
         session_id=session_id,
         sent=len(uploaded),

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
-from typing import Annotated, Any
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from fastapi import APIRouter, Query
@@ -27,14 +28,17 @@ from darkroom.common.events import (
     RemoveFace,
     TaggingCommand,
 )
-from darkroom.ingest import processing
+from darkroom.ingest import processing, store
 from darkroom.ingest.api import CallerDep, RuntimeDep, require_visible, uploaded_event
 from darkroom.ingest.errors import Refused, not_found
 from darkroom.ingest.keys import Caller, Role
+from darkroom.ingest.schemas import FileStatus, Text
 
 SOURCE = "darkroom/ingest"
 PRESIGNED_FOR = timedelta(hours=1)
 router = APIRouter(prefix="/v1", tags=["catalog"])
+Status = FileStatus | Literal["processing", "processed", "processing_failed"]
+"""A medium's status: its file's until the session is submitted, then its processing's."""
 
 
 class TagOut(BaseModel):
@@ -46,7 +50,7 @@ class MediaSummary(BaseModel):
     id: uuid.UUID
     session_id: uuid.UUID
     path: str = Field(description="The relative path as uploaded, top folder included.")
-    status: str = Field(
+    status: Status = Field(
         description="queued, uploading, failed or skipped_duplicate (upload), "
         "processing, processed or processing_failed (after submit)."
     )
@@ -92,7 +96,7 @@ class Person(BaseModel):
 
 
 class Naming(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
 
 
 class Merging(BaseModel):
@@ -143,13 +147,13 @@ async def list_media(
     project_id: uuid.UUID,
     caller: CallerDep,
     runtime: RuntimeDep,
-    tag: str | None = None,
-    person: str | None = None,
+    tag: Text | None = None,
+    person: Text | None = None,
     country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
     captured_from: datetime | None = None,
     captured_to: datetime | None = None,
     duplicate_group: uuid.UUID | None = None,
-    status: str | None = None,
+    status: Status | None = None,
     after: Annotated[
         uuid.UUID | None, Query(description="The last id of the previous page.")
     ] = None,
@@ -175,10 +179,15 @@ async def list_media(
         )
     if country is not None:
         where.append(f"m.result ->> 'country_code' = {arg(country.upper())}")
-    if captured_from is not None:
-        where.append(f"(m.result ->> 'captured_at')::timestamptz >= {arg(captured_from)}")
-    if captured_to is not None:
-        where.append(f"(m.result ->> 'captured_at')::timestamptz < {arg(captured_to)}")
+    if captured_from is not None or captured_to is not None:
+        project = await store.project(runtime.db.pool, project_id)
+        zone = ZoneInfo(project["timezone"]) if project else UTC
+        if captured_from is not None:
+            since = _instant("captured_from", captured_from, zone)
+            where.append(f"(m.result ->> 'captured_at')::timestamptz >= {arg(since)}")
+        if captured_to is not None:
+            until = _instant("captured_to", captured_to, zone)
+            where.append(f"(m.result ->> 'captured_at')::timestamptz < {arg(until)}")
     if duplicate_group is not None:
         where.append(f"d.result ->> 'group_id' = {arg(str(duplicate_group))}")
     if status is not None:
@@ -189,6 +198,14 @@ async def list_media(
         _MEDIA + " WHERE " + " AND ".join(where) + f" ORDER BY f.id LIMIT {arg(limit)}", *args
     )
     return [_summary(row) for row in rows]
+
+
+def _instant(name: str, moment: datetime, zone: ZoneInfo | timezone) -> datetime:
+    """A filter's bound in UTC: a date or a time without its offset is the project's."""
+    try:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).astimezone(UTC)
+    except OverflowError as error:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise Refused("invalid_request", f"{name} is out of range in UTC.", 422) from error
 
 
 @router.get("/media/{media_id}", response_model=MediaFull)

@@ -22,10 +22,10 @@ MAX_PART_BYTES = 255
 MAX_PARTS = 32
 
 # C0 controls, DEL and C1 controls: invisible, and some (NUL, newline) break logs and headers.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 # Bidirectional controls reorder what is displayed: "photo\u202egpj.exe" shows as
 # "photoexe.jpg". Refused rather than stripped, so that the name stored is the name sent.
-_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # "C:" or "C:anything": a Windows drive, absolute or drive-relative, never inside the folder.
 _DRIVE = re.compile(r"[A-Za-z]:")
 
@@ -55,12 +55,12 @@ def normalise(raw: str) -> str:
             "path_too_long",
             f"The path is {len(path)} characters long, more than the {MAX_PATH_CHARS} allowed.",
         )
-    if match := _CONTROL.search(path):
+    if match := CONTROL.search(path):
         raise UnsafePath(
             "control_character",
             f"The path {_quote(path)} contains the control character {match.group()!r}.",
         )
-    if match := _BIDI.search(path):
+    if match := BIDI.search(path):
         raise UnsafePath(
             "bidi_control",
             f"The path {_quote(path)} contains the bidirectional control {match.group()!r}, "

@@ -3,7 +3,8 @@
 The gateway keeps the latest result of each step (metadata, duplicates, tags) for each of its
 media. When every medium of a submitted session has a result from every step, ``ok`` or
 ``failed``, the session is processed: one ``session.processed.v1`` goes out through the
-outbox, with what was found. A later result (a reprocessed medium, a person named) updates
+outbox, with what was found (a session that sent nothing on is processed when it is
+submitted). A later result (a reprocessed medium, a person named) updates
 the medium; the session is announced once.
 """
 
@@ -52,10 +53,12 @@ async def on_result(result: StepResult, tx: Transaction) -> None:
         result.reason,
         result.model_dump_json(),
     )
-    await _finish(tx, session_id)
+    await finish(tx, session_id)
 
 
-async def _finish(tx: Transaction, session_id: uuid.UUID) -> None:
+async def finish(tx: Transaction, session_id: uuid.UUID) -> None:
+    """Announce the session processed if it is submitted and every uploaded medium has every
+    step's result (at once for a session that sent nothing on)."""
     session = await store.session_for_update(tx, session_id)
     if session is None or session["submitted_at"] is None or session["processed_at"]:
         return

@@ -6,21 +6,42 @@ import base64
 import binascii
 import uuid
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
     Field,
     HttpUrl,
+    StringConstraints,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from darkroom.common.events import Classification
+from darkroom.ingest.paths import BIDI, CONTROL
+
+
+def _typed(text: str) -> str:
+    """Refuse what no one types: control characters (PostgreSQL keeps no NUL; line breaks and
+    escapes break logs, mail headers and what is shown) and bidirectional controls (they
+    reorder what is shown)."""
+    for pattern, what in ((CONTROL, "control character"), (BIDI, "bidirectional control")):
+        if match := pattern.search(text):
+            raise PydanticCustomError(
+                "unprintable",
+                "contains the {what} {char}",
+                {"what": what, "char": repr(match.group())},
+            )
+    return text
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_typed)]
+"""Text a person typed (a name, a label, a filter): trimmed, printable."""
 
 RoleName = Literal["viewer", "uploader", "admin"]
 FileStatus = Literal["queued", "uploading", "uploaded", "failed", "skipped_duplicate"]
@@ -57,7 +78,8 @@ class ProjectSettings(Strict):
     ceiling: Classification | None = Field(None, description="Highest classification accepted.")
     timezone: str | None = Field(
         None,
-        description="IANA zone assumed when a photo gives no offset.",
+        description="IANA zone assumed when a photo gives no offset (and for a catalog filter's"
+        " time without one).",
         examples=["Europe/Paris"],
     )
     recipient_emails: list[EmailStr] | None = Field(None, description="Who is told of uploads.")
@@ -106,7 +128,7 @@ class ProjectChange(ProjectSettings):
 
 
 class ProjectCreate(ProjectSettings):
-    name: str = Field(min_length=1, max_length=200, description="The project's name.")
+    name: Text = Field(min_length=1, max_length=200, description="The project's name.")
     policy: Literal["capture", "library"] = Field(description="Which upload policy applies.")
 
 
@@ -126,7 +148,7 @@ class Project(BaseModel):
 
 class KeyCreate(Strict):
     role: RoleName = Field(description="What the key may do.", examples=["uploader"])
-    label: str = Field("", max_length=200, description="A note on who holds it.")
+    label: Text = Field("", max_length=200, description="A note on who holds it.")
 
 
 class Key(BaseModel):
@@ -137,10 +159,10 @@ class Key(BaseModel):
 
 
 class SessionCreate(Strict):
-    source: str = Field(
+    source: Text = Field(
         min_length=1, max_length=200, description="Source of upload.", examples=["drone"]
     )
-    view_name: str = Field(
+    view_name: Text = Field(
         min_length=1, max_length=200, description="View name.", examples=["North facade"]
     )
     capture_date: date = Field(description="When the media were captured.", examples=["2024-05-17"])
@@ -179,7 +201,7 @@ class Session(BaseModel):
 
 class PlannedFile(Strict):
     path: str = Field(min_length=1, max_length=4096, description="Relative path, folders included.")
-    size: int = Field(ge=0, description="Size in bytes.")
+    size: int = Field(ge=0, le=2**63 - 1, description="Size in bytes.")
     sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256, if known.")
     classification: Classification | None = Field(None, description="The file's own level, if any.")
 
