@@ -144,3 +144,29 @@ def test_an_email_counts_every_failure_the_event_counted_not_only_those_it_names
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "Failed: 1500" in text and "... and 1450 more." in text
     assert "f49.jpg" in text and "f50.jpg" not in text
+
+
+def test_processing_complete_counts_the_tags_and_persons_its_event_does_not_name() -> None:
+    processed = {
+        **PAYLOAD,
+        "processed": 1500,
+        "duplicates": 0,
+        "tags": ["Site", "2024"],
+        "tags_count": 4500,
+        "persons": ["Ada"],
+        "persons_count": 1,
+        "countries": [],
+    }
+    message = email(
+        "processing_complete",
+        processed,
+        sender="darkroom@example.org",
+        recipient="ana@example.org",
+        message_id="<x@example.org>",
+        failed_listed=50,
+        now=NOW,
+    )
+    for part, persons in [("plain", "Persons: Ada\n"), ("html", "<td>Ada</td>")]:
+        text = message.get_body((part,)).get_content()  # type: ignore[union-attr]
+        assert "Site, 2024, and 4498 more" in text
+        assert persons in text  # all named: no "more"

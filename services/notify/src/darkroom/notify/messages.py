@@ -72,9 +72,14 @@ def ascii_address(address: str) -> str:
 
 
 def context(payload: dict[str, Any], failed_listed: int) -> dict[str, Any]:
+    """The event's values for a template, with how many of each list it does not name."""
     failed = payload.get("failed", [])
     listed, count = failed[:failed_listed], payload.get("failed_count", len(failed))
-    return {**payload, "failed": listed, "failed_count": count, "more": count - len(listed)}
+    values = {**payload, "failed": listed, "failed_count": count, "more": count - len(listed)}
+    for name in ("tags", "persons"):  # session.processed.v1 names the first NAMES_LISTED
+        named = payload.get(name, [])
+        values[f"{name}_more"] = max(0, payload.get(f"{name}_count", 0) - len(named))
+    return values
 
 
 def email(
