@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,42 @@ async def test_a_medium_read_well_keeps_its_tags_when_a_read_again_is_cut_short(
     again = await eventually(lambda: _newer(tagging, one, earlier), timeout=120)
     assert again == named
     assert again["outcome"] == "ok" and [f["face_id"] for f in again["faces"]] == [face["face_id"]]
+
+
+async def test_a_named_persons_face_stays_theirs_when_its_medium_is_read_again(
+    tagging: Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processed again (a backfill, a newer model): the face found at its place keeps the
+    person a user named, even where the new reading lies far from them."""
+    project = uuid.uuid4()
+    one = await tagging.upload(
+        project, (PEOPLE / "biden" / "biden.jpg").read_bytes(), "Trip/a.jpg", ai_tagging=True
+    )
+    [face] = (await tagging.latest(one, timeout=120))[one.media_id]["faces"]
+    await tagging.send(
+        TaggingCommand(
+            project_id=project,
+            command=NamePerson(person_id=uuid.UUID(face["person_id"]), name="Joe"),
+        )
+    )
+    await eventually(
+        lambda: _newer_where(tagging, one, lambda r: person_tags(r) == {"Joe"}), timeout=60
+    )
+    read = Analyser.analyse
+
+    async def drifted(self: Analyser, event: MediaUploaded) -> Analysis:
+        found = await read(self, event)
+        return replace(
+            found,
+            faces=[replace(f, embedding=tuple(x + 0.5 for x in f.embedding)) for f in found.faces],
+        )
+
+    monkeypatch.setattr(Analyser, "analyse", drifted)
+    earlier = await _results(tagging, one)
+    await tagging.reprocess(one)
+    again = await eventually(lambda: _newer(tagging, one, earlier), timeout=120)
+    assert [(f["face_id"], f["person_name"]) for f in again["faces"]] == [(face["face_id"], "Joe")]
+    assert person_tags(again) == {"Joe"}
 
 
 async def _newer_where(tagging: Consumer, ref: MediaRef, wanted: Callable[[Any], bool]) -> Any:

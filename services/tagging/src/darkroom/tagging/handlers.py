@@ -113,13 +113,13 @@ async def _place(
     distance: float,
 ) -> list[uuid.UUID | None]:
     """The person of each face of one picture (with the face found at its place before, if
-    any): where a user placed or removed it, it stays so; else as ``assign`` says, a new
-    person where it says none."""
+    any): where a user placed or removed it, or named its person, it stays so; else as
+    ``assign`` says, a new person where it says none."""
     placed: list[uuid.UUID | None] = [None] * len(pairs)
     taken: set[uuid.UUID] = set()
     waiting: list[int] = []
     for index, (_, earlier) in enumerate(pairs):
-        if earlier is not None and earlier.decided:
+        if earlier is not None and (earlier.decided or earlier.person_name is not None):
             placed[index] = earlier.person_id
             taken |= {earlier.person_id} if earlier.person_id else set()
         else:
