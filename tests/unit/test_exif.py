@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from PIL.TiffImagePlugin import IFDRational
 
 from darkroom.metadata.exif import MAX_LABEL, GeoPoint, ImageFacts, UnreadableMedia, read_image
 from tests.unit.corpus_truth import (
@@ -434,6 +435,16 @@ POSITIONS = [
     ({1: "N", 2: (Fraction(91), Fraction(0), Fraction(0)), 3: "E", 4: NORTH_EAST[4]}, None),
     ({1: "N", 2: NORTH_EAST[2]}, None),  # a latitude alone is no position
     ({**NORTH_EAST, 6: Fraction(10**9)}, GeoPoint(48.85666666666667, 2.3519444444444444, None)),
+    (  # seconds written 0/0 by a camera that keeps degrees and decimal minutes
+        {
+            1: "S",
+            2: (Fraction(33), Fraction(5218, 100), IFDRational(0, 0)),
+            3: "E",
+            4: (Fraction(151), Fraction(1235, 100), IFDRational(0, 0)),
+        },
+        GeoPoint(-(33 + 52.18 / 60), 151 + 12.35 / 60, None),
+    ),
+    ({**NORTH_EAST, 2: (IFDRational(0, 0), Fraction(51), Fraction(24))}, None),  # no degrees
 ]
 
 

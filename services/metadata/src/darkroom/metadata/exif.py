@@ -441,11 +441,15 @@ def _gps(gps_ifd: Mapping[int, Any]) -> GeoPoint | None:
 
 
 def _degrees(value: object, ref: str | None, negative_ref: str) -> float | None:
-    """Degrees, minutes, seconds as rationals (some writers give fewer parts) to signed degrees."""
+    """Degrees, minutes, seconds as rationals (some writers give fewer parts) to signed degrees.
+    A 0/0 minutes or seconds part (written by cameras that keep only degrees and minutes) counts
+    as 0; 0/0 degrees is no position."""
     parts = value if isinstance(value, tuple) else (value,)
     if not 1 <= len(parts) <= 3 or any(part is None for part in parts):
         return None
-    degrees = sum(float(part) / 60**index for index, part in enumerate(parts))
+    numbers = [float(part) for part in parts]
+    numbers[1:] = [0.0 if math.isnan(number) else number for number in numbers[1:]]
+    degrees = sum(number / 60**index for index, number in enumerate(numbers))
     return -degrees if (ref or "").upper().startswith(negative_ref) else degrees
 
 
