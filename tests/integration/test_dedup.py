@@ -20,6 +20,7 @@ from darkroom.common.events import (
     MediaUploaded,
     NotDuplicate,
 )
+from darkroom.common.imaging import UnreadableMedia
 from darkroom.common.pool import WorkFailed
 from darkroom.common.settings import CommonSettings, DedupSettings
 from darkroom.dedup.app import create_runtime
@@ -250,6 +251,78 @@ async def test_a_review_keeps_two_media_apart_whatever_comes_later(dedup: Consum
     assert together(final, third, first)
     assert together(final, fourth, second)
     assert final[first.media_id]["group_id"] != final[second.media_id]["group_id"]
+
+
+def bits(*positions: range) -> int:
+    """A 64-bit hash with these bits set."""
+    return sum(1 << bit for span in positions for bit in span)
+
+
+def hashed_by_path(monkeypatch: pytest.MonkeyPatch, hashes: dict[str, Hashes]) -> None:
+    """Each medium hashed as given for its path (any other: unreadable), to place media at
+    chosen distances from each other."""
+
+    async def given(self: Hasher, event: MediaUploaded) -> Hashes:
+        if event.media.relative_path not in hashes:
+            raise UnreadableMedia("unreadable_image", "The image cannot be decoded.")
+        return hashes[event.media.relative_path]
+
+    monkeypatch.setattr(Hasher, "hash", given)
+
+
+async def test_a_members_closest_is_always_one_it_would_be_matched_with(
+    dedup: Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Y is near M (dHash 8, pHash 20: at both limits); Z, arriving next, is near M too, and
+    fewer bits from Y in all (dHash 11, pHash 0) but not near it: Y's closest stays M, with
+    M's similarity, rather than a medium it would never be grouped with."""
+    hashed_by_path(
+        monkeypatch,
+        {
+            "M.jpg": Hashes(phash=0, dhash=0),
+            "Y.jpg": Hashes(phash=bits(range(20)), dhash=bits(range(8))),
+            "Z.jpg": Hashes(phash=bits(range(20)), dhash=bits(range(8, 11))),
+        },
+    )
+    await dedup.start(1)
+    project = uuid.uuid4()
+    m = await dedup.upload(project, b"m", "M.jpg")
+    await dedup.latest(m)
+    y = await dedup.upload(project, b"y", "Y.jpg")
+    await dedup.latest(m, y, results=3)
+    z = await dedup.upload(project, b"z", "Z.jpg")
+    found = await dedup.latest(m, y, z, results=5)  # Z, and M now closer to Z than to Y
+    assert together(found, m, y) and together(found, m, z)
+    assert found[y.media_id]["closest_media_id"] == str(m.media_id)
+    assert found[y.media_id]["similarity"] == round(1 - 28 / 128, 3)
+    assert found[m.media_id]["closest_media_id"] == str(z.media_id)
+
+
+async def test_a_member_that_can_no_longer_be_read_leaves_its_group_as_a_review_would(
+    dedup: Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two near copies; the second, processed again, can no longer be read (a decoder that
+    now refuses it): it fails and leaves, and the first, alone, is in no group."""
+    hashed_by_path(monkeypatch, {"one.jpg": Hashes(phash=0, dhash=0)})
+    await dedup.start(1)
+    project = uuid.uuid4()
+    one = await dedup.upload(project, b"1", "one.jpg")
+    await dedup.latest(one)
+    hashed_by_path(
+        monkeypatch,
+        {"one.jpg": Hashes(phash=0, dhash=0), "two.jpg": Hashes(phash=bits(range(2)), dhash=0)},
+    )
+    two = await dedup.upload(project, b"2", "two.jpg")
+    assert together(await dedup.latest(one, two, results=3), one, two)
+    hashed_by_path(monkeypatch, {"one.jpg": Hashes(phash=0, dhash=0)})  # two: unreadable now
+    await dedup.reprocess(two)
+    final = await dedup.latest(one, two, results=5)
+    assert final[two.media_id]["outcome"] == "failed"
+    assert final[two.media_id]["group_id"] is None
+    assert (final[one.media_id]["group_id"], final[one.media_id]["closest_media_id"]) == (
+        None,
+        None,
+    )
 
 
 def cropped(path: Path, share: float) -> bytes:

@@ -71,8 +71,8 @@ async def on_uploaded(event: MediaUploaded, deps: Deps) -> Write:
         assert medium is not None
         if failure is None and medium.group_id is not None:
             await _announce(tx, ref.project_id, medium.media_id)  # read again: its group stands
-        else:  # placed; without hashes (a failure) only with copies of its bytes
-            await _join(tx, medium, deps.settings)
+        else:  # placed anew; without hashes (a failure) only with copies of its bytes
+            await _rejoin(tx, medium, deps.settings)
 
     return write
 
@@ -91,16 +91,32 @@ async def on_command(command: DedupCommand, tx: Transaction, deps: Deps) -> None
     two = await store.member(tx, project_id, other)
     if one is None or two is None or one.group_id is None or one.group_id != two.group_id:
         return
-    group = one.group_id
-    await store.place(tx, marked, None)
+    await _rejoin(tx, one, deps.settings)
+
+
+async def _rejoin(tx: Transaction, medium: Member, settings: DedupSettings) -> None:
+    """Take ``medium`` out of its group, if it is in one, then place it anew, and so every
+    member left near no one by its going."""
+    adrift = await _leave(tx, medium, settings) if medium.group_id is not None else []
+    for media_id in [medium.media_id, *adrift]:
+        again = await store.member(tx, medium.ref.project_id, media_id)
+        assert again is not None
+        await _join(tx, again, settings)
+
+
+async def _leave(tx: Transaction, medium: Member, settings: DedupSettings) -> list[uuid.UUID]:
+    """Take ``medium`` out of its group: a member whose closest it was stays only beside
+    another it is near, else leaves too (returned, to be placed anew); a group left with one
+    member is dissolved."""
+    group = medium.group_id
+    assert group is not None
+    await store.place(tx, medium.media_id, None)
     rest = await store.members(tx, group)
-    # A member whose closest was the one taken out stays only beside another it is near;
-    # else it leaves too, and finds its place again below.
     adrift: list[uuid.UUID] = []
     for member in rest:
-        if member.closest_media_id != marked:
+        if member.closest_media_id != medium.media_id:
             continue
-        near = [o for o in rest if o.media_id != member.media_id and _near(member, o, deps)]
+        near = [o for o in rest if o.media_id != member.media_id and _near(member, o, settings)]
         if near:
             await _closest_within(tx, member, near, group)
         else:
@@ -109,11 +125,8 @@ async def on_command(command: DedupCommand, tx: Transaction, deps: Deps) -> None
     left = await store.members(tx, group)
     if len(left) == 1:  # a group of one is no group
         await store.place(tx, left[0].media_id, None)
-        await _announce(tx, project_id, left[0].media_id)
-    for media_id in [marked, *adrift]:
-        again = await store.member(tx, project_id, media_id)
-        assert again is not None
-        await _join(tx, again, deps.settings)
+        await _announce(tx, medium.ref.project_id, left[0].media_id)
+    return adrift
 
 
 async def _join(tx: Transaction, medium: Member, settings: DedupSettings) -> None:
@@ -144,14 +157,17 @@ async def _join(tx: Transaction, medium: Member, settings: DedupSettings) -> Non
     await store.place(tx, medium.media_id, group, best.media_id, similarity, best.exact)
     await _announce(tx, project_id, medium.media_id)
     if best.group_id is not None:
-        await _closer_newcomer(tx, medium, group)
+        await _closer_newcomer(tx, medium, group, settings)
 
 
-async def _closer_newcomer(tx: Transaction, newcomer: Member, group_id: uuid.UUID) -> None:
-    """Members closer to the newcomer than to their closest so far take it as their closest:
-    each member's similarity is to its closest in the group, whatever the order of arrival."""
+async def _closer_newcomer(
+    tx: Transaction, newcomer: Member, group_id: uuid.UUID, settings: DedupSettings
+) -> None:
+    """Members near the newcomer and closer to it than to their closest so far take it as
+    their closest: each member's similarity is to its closest in the group, whatever the
+    order of arrival, and a member's closest is always one it would be matched with."""
     for member in await store.members(tx, group_id):
-        if member.media_id == newcomer.media_id:
+        if member.media_id == newcomer.media_id or not _near(member, newcomer, settings):
             continue
         score = _score(member, newcomer, group_id)
         if (score.exact, _similarity(score)) > (member.exact, member.similarity or 0.0):
@@ -180,13 +196,12 @@ def _score(member: Member, other: Member, group_id: uuid.UUID) -> Candidate:
     )
 
 
-def _near(one: Member, two: Member, deps: Deps) -> bool:
+def _near(one: Member, two: Member, settings: DedupSettings) -> bool:
     """Whether the two would be matched: the same bytes, or within both hash distances."""
     if one.sha256 == two.sha256:
         return True
     if None in (one.phash, one.dhash, two.phash, two.dhash):
         return False
-    settings = deps.settings
     return (
         distance(one.dhash or 0, two.dhash or 0) <= settings.near_dhash_distance
         and distance(one.phash or 0, two.phash or 0) <= settings.near_phash_distance
