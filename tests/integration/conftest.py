@@ -21,7 +21,9 @@ from .gateway import Gateway, serve
 
 @pytest.fixture(scope="session")
 def settings() -> CommonSettings:
-    return CommonSettings(retry_attempts=2, retry_max_backoff_seconds=0.5, outbox_poll_seconds=0.2)
+    return CommonSettings(
+        retry_for_seconds=1, retry_max_backoff_seconds=0.5, outbox_poll_seconds=0.2
+    )
 
 
 async def create_topics(settings: CommonSettings, *topics: str, partitions: int = 3) -> None:

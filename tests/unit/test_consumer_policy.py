@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import pytest
 from faststream.kafka import KafkaMessage, TestKafkaBroker
 
@@ -11,7 +12,7 @@ from darkroom.common.broker import ConsumerPolicy, create_broker
 from darkroom.common.retry import TransientError, backoff
 from darkroom.common.settings import CommonSettings
 
-SETTINGS = CommonSettings(retry_attempts=3, retry_max_backoff_seconds=0.01, dlq_window=10)
+SETTINGS = CommonSettings(retry_for_seconds=0.2, retry_max_backoff_seconds=0.01, dlq_window=10)
 
 
 def policy_and_broker() -> tuple[ConsumerPolicy, Any]:
@@ -61,13 +62,40 @@ async def test_a_fault_that_persists_is_dead_lettered_with_its_origin() -> None:
     async with TestKafkaBroker(broker):
         await broker.publish({"n": 1}, "in")
 
-    assert attempts == SETTINGS.retry_attempts
+    assert attempts > 2  # retried through the window, then set aside
     [(body, headers)] = dead
     assert body == {"n": 1}
     assert headers["dlq_original_topic"] == "in"
     assert headers["dlq_error_type"] == "TransientError"
     assert headers["dlq_error"] == "S3 is down"
     assert policy.halted is None
+
+
+async def test_an_outage_within_the_retry_window_loses_nothing() -> None:
+    """The database fails over for longer than a few quick retries would cover (the old rule:
+    five attempts, ~3 s): the message waits it out and is handled, none dead-lettered."""
+    settings = CommonSettings(retry_for_seconds=30, retry_max_backoff_seconds=0.01)
+    policy = ConsumerPolicy("probe", settings)
+    broker = create_broker(settings, policy, tracer_provider=None)
+    calls = 0
+
+    @broker.subscriber("in", group_id="probe")
+    async def handle(body: dict[str, Any]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls < 40:
+            raise asyncpg.exceptions.AdminShutdownError("terminating connection")
+
+    dead: list[bytes] = []
+
+    @broker.subscriber("darkroom.dlq.probe")
+    async def dlq(body: bytes) -> None:
+        dead.append(body)
+
+    async with TestKafkaBroker(broker):
+        await broker.publish({"n": 1}, "in")
+
+    assert (calls, dead, policy.halted) == (40, [], None)
 
 
 async def test_a_bug_is_not_retried() -> None:

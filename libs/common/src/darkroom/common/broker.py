@@ -57,7 +57,7 @@ class ConsumerPolicy:
 
     def __init__(self, service: str, settings: CommonSettings) -> None:
         self.service = service
-        self.attempts = settings.retry_attempts
+        self.retry_for = settings.retry_for_seconds
         self.max_backoff = settings.retry_max_backoff_seconds
         self.max_share = settings.dlq_max_share
         self._window = settings.dlq_window
@@ -129,14 +129,18 @@ class _PolicyMiddleware(BaseMiddleware):
             raise ConsumerHalted(policy.halted)
         attempt = 0
         started = time.perf_counter()
+        give_up = time.monotonic() + policy.retry_for
         attributes = {"service": policy.service, "topic": msg.raw_message.topic}
         while True:
             try:
                 result = await call_next(msg)
             except TRANSIENT_ERRORS as exc:
+                # An outage (a database failing over, S3 restarting) holds the message rather
+                # than dead-lettering it; one that outlasts the window is taken for a fault of
+                # the message itself.
                 attempt += 1
-                if attempt < policy.attempts:
-                    await asyncio.sleep(backoff(attempt, cap=policy.max_backoff))
+                if (left := give_up - time.monotonic()) > 0:
+                    await asyncio.sleep(min(backoff(attempt, cap=policy.max_backoff), left))
                     continue
                 error: BaseException = exc
             except Exception as exc:

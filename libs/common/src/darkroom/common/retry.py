@@ -23,6 +23,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,  # the server shutting down, a query cancelled
+    asyncpg.exceptions.TooManyConnectionsError,  # replicas scaled out past max_connections
     KafkaError,
     ServerError,
     urllib3.exceptions.HTTPError,

@@ -40,8 +40,13 @@ class CommonSettings(BaseSettings):
         None, description="OTLP/HTTP collector URL; telemetry is exported only when set."
     )
     log_level: str = Field("INFO", description="Root log level.")
-    retry_attempts: int = Field(
-        5, ge=1, description="Attempts at a message whose handler meets a transient fault."
+    retry_for_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="How long a message whose handler meets transient faults (the database, "
+        "S3 or Kafka restarting) is retried before it is dead-lettered; under Kafka's 5-minute "
+        "poll interval.",
+        lt=300,
     )
     retry_max_backoff_seconds: float = Field(
         10.0, gt=0, description="Cap of the exponential backoff between attempts."
