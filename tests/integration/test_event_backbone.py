@@ -7,6 +7,7 @@ import json
 import uuid
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -126,6 +127,26 @@ async def test_consumer_stops_when_too_many_records_are_dead_lettered(
     # The record that tripped the limit is not committed: a fixed consumer will see it again.
     committed = await _committed_offsets(settings, pair.consumer.service, pair.ping.topic)
     assert sum(committed.values()) == 9
+
+
+async def test_a_service_stays_ready_while_kafka_is_away_and_says_so(
+    make_runtime: Any, settings: CommonSettings, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events wait in the outbox while Kafka is away: the gateway keeps taking uploads (it is
+    not taken out of service), and its readiness answer says what is failing."""
+    pair = await start_pair(make_runtime, settings, unique)
+
+    async def away() -> None:
+        raise ConnectionError("Kafka does not answer")
+
+    monkeypatch.setattr(pair.producer, "_ping_kafka", away)
+    pair.producer.relay.healthy = False  # as after a failed batch
+    response = await pair.producer._readyz()
+    status = json.loads(bytes(response.body))
+    assert response.status_code == 200 and status["status"] == "ready"
+    assert status["kafka"] == "failing: ConnectionError: Kafka does not answer"
+    assert status["outbox"] == "publishing is failing"
+    assert (status["postgres"], status["s3"]) == ("ok", "ok")
 
 
 async def _halted(runtime: Runtime) -> bool:

@@ -59,13 +59,13 @@ class OutboxRelay:
         self.healthy = True
 
     async def run(self) -> None:
-        """Publish until cancelled."""
-        listener = await self._db.pool.acquire()
-        await listener.add_listener("darkroom_outbox", self._on_notify)
+        """Publish until cancelled, whatever the database or Kafka do meanwhile."""
+        listener: Any = None
         failures = 0
         try:
             while True:
                 try:
+                    listener = await self._listening(listener)
                     published = await self.publish_batch()
                 except asyncio.CancelledError:
                     raise
@@ -81,8 +81,23 @@ class OutboxRelay:
                 if published < self._batch_size:
                     await self._sleep()
         finally:
-            await listener.remove_listener("darkroom_outbox", self._on_notify)
+            if listener is not None:
+                await self._db.pool.release(listener)
+
+    async def _listening(self, listener: Any) -> Any:
+        """A connection that hears the outbox's NOTIFY: ``listener``, or a new one when it is
+        none yet or was lost (the database restarted); the poll covers the gap meanwhile."""
+        if listener is not None and not listener.is_closed():
+            return listener
+        if listener is not None:
             await self._db.pool.release(listener)
+        connection = await self._db.pool.acquire()
+        try:
+            await connection.add_listener("darkroom_outbox", self._on_notify)
+        except BaseException:
+            await self._db.pool.release(connection)
+            raise
+        return connection
 
     async def publish_batch(self) -> int:
         """Publish one batch of pending rows; returns how many were published."""
