@@ -83,3 +83,29 @@ async def test_the_time_limit_starts_when_a_process_is_free() -> None:
         assert results == [None, None, None]
     finally:
         pool.close()
+
+
+async def test_closing_ends_work_still_running_rather_than_waiting_for_it() -> None:
+    """A stop past its grace: the handler waiting on two minutes' work was cancelled, and
+    closing the pool ends that work's process instead of waiting for it."""
+    pool = WorkerPool(1, timeout_seconds=600, what="test")
+    worker = await pool.run(os.getpid)
+    long = asyncio.create_task(pool.run(time.sleep, 120))
+    await asyncio.sleep(0.5)  # the work is under way in the worker
+    long.cancel()
+    await asyncio.wait_for(asyncio.to_thread(pool.close), timeout=30)  # 120 s if it waited
+    await asyncio.gather(long, return_exceptions=True)
+    for _ in range(100):  # the signal delivered
+        if not _alive(worker):
+            break
+        await asyncio.sleep(0.05)
+    assert not _alive(worker)
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a terminated one its parent has not reaped yet does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False

@@ -65,8 +65,11 @@ class WorkerPool:
         return self._pool
 
     def close(self) -> None:
+        """Stop the processes. It runs once the consumers stopped: work still running is work
+        whose handler the stop cut short (its message goes again to the partition's next
+        owner), so it is ended rather than waited for past the stop's grace."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            _end(self._pool)
             self._pool = None
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
@@ -121,7 +124,12 @@ class WorkerPool:
         if self._pool is not pool:
             return  # replaced already, for another file
         self._pool = None
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+        _end(pool)
         log.warning("%s pool replaced", self._what)
+
+
+def _end(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's processes, whatever they are doing, and let it go."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
