@@ -354,6 +354,22 @@ async def test_size_limits_are_enforced_before_and_while_bytes_arrive(gateway: G
         # and it can be sent again, whole
         assert (await put(client, session, small, jpeg())).status_code == 200
 
+        # Every declared byte, a pause (all of them already on their way to S3), then more:
+        # refused, and nothing of it kept.
+        whole = big_jpeg(2 * MB)
+        [over] = (await add(client, session, {"path": "over.jpg", "size": len(whole)}))["files"]
+
+        async def then_more() -> AsyncIterator[bytes]:
+            yield whole
+            await asyncio.sleep(1)
+            yield b"\0" * 10
+
+        late = await client.put(
+            f"/v1/sessions/{session}/files/{over['id']}/content", content=then_more()
+        )
+        assert error(late, 422) == "size_mismatch"
+        assert await gateway.stored(project.id, over["id"]) == []
+
         # The API's cap on a request body is not a file's: a 6 MB photo goes up whole.
         photo = big_jpeg(6 * MB)
         large = (await add(client, session, {"path": "large.jpg", "size": len(photo)}))["files"]

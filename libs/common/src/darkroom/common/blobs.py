@@ -142,7 +142,9 @@ class Blobs:
                     break  # the upload failed; its error is raised below
                 pending.append(chunk)
                 held += len(chunk)
-                if held >= _HANDOFF_BYTES:
+                # The bytes that complete the size wait for the stream's end: sent at once,
+                # the object would be whole in S3 before a byte too many could be seen.
+                if held >= _HANDOFF_BYTES and received < size:
                     await _put_unless_done(queue, b"".join(pending), upload)
                     pending, held = [], 0
             else:
