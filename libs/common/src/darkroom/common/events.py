@@ -27,6 +27,13 @@ class Classification(StrEnum):
     SENSITIVE_NORMAL = "SENSITIVE_NORMAL"
 
 
+WIRE = ConfigDict(extra="ignore", frozen=True)
+"""Every model of an event's body: a field it does not know is ignored, not refused, so that a
+field added within a version (additive changes only) reaches consumers not yet upgraded
+instead of sending every event to their dead letters. Constructors still refuse unknown
+names: mypy's pydantic plugin checks them (``init_forbid_extra``)."""
+
+
 class Outcome(StrEnum):
     OK = "ok"
     FAILED = "failed"
@@ -35,7 +42,7 @@ class Outcome(StrEnum):
 class Event(BaseModel):
     """Base of every event body. Subclasses name their topic and CloudEvents type."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE
 
     topic: ClassVar[str]
     ce_type: ClassVar[str]
@@ -50,7 +57,7 @@ class Event(BaseModel):
 class MediaRef(BaseModel):
     """The small reference every media event repeats, so no consumer has to ask anyone."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE
 
     media_id: uuid.UUID = Field(
         description="The medium's id.", examples=["6f1c2b1e-8d3a-4c57-9a0b-1f2e3d4c5b6a"]
@@ -150,7 +157,7 @@ class StepResult(MediaEvent):
 
 
 class GeoPoint(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE
 
     latitude: float = Field(ge=-90, le=90, description="Decimal degrees.", examples=[48.8584])
     longitude: float = Field(ge=-180, le=180, description="Decimal degrees.", examples=[2.2945])
@@ -250,7 +257,7 @@ class TagSource(StrEnum):
 
 
 class Tag(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE
 
     name: str = Field(description="The tag as shown.", examples=["Camera B"])
     source: TagSource = Field(description="Where the tag came from.", examples=["folder"])
@@ -259,7 +266,7 @@ class Tag(BaseModel):
 class Face(BaseModel):
     """A face found in a medium, and the person it belongs to."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE
 
     face_id: uuid.UUID = Field(
         description="The face, for a user's correction.",
@@ -293,14 +300,14 @@ class MediaTags(StepResult):
 
 
 class FileOutcome(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE
 
     relative_path: str = Field(description="The file as uploaded.", examples=["2024/a.jpg"])
     reason: str = Field(description="Why it failed.", examples=["Not a JPEG file."])
 
 
 class WebhookTarget(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE
 
     url: str = Field(description="Where to POST.", examples=["https://hooks.example.org/darkroom"])
     secret: str = Field(
@@ -422,7 +429,7 @@ class SessionProcessed(SessionEvent):
 
 
 class NotDuplicate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE
 
     kind: Literal["not_duplicate"] = Field(
         "not_duplicate", description="Which command.", examples=["not_duplicate"]
@@ -454,7 +461,7 @@ class DedupCommand(Event):
 
 
 class NamePerson(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE
 
     kind: Literal["name_person"] = Field(
         "name_person", description="Which command.", examples=["name_person"]
@@ -466,7 +473,7 @@ class NamePerson(BaseModel):
 
 
 class MergePersons(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE
 
     kind: Literal["merge_persons"] = Field(
         "merge_persons", description="Which command.", examples=["merge_persons"]
@@ -480,7 +487,7 @@ class MergePersons(BaseModel):
 
 
 class RemoveFace(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE
 
     kind: Literal["remove_face"] = Field(
         "remove_face", description="Which command.", examples=["remove_face"]
