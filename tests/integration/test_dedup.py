@@ -298,6 +298,32 @@ async def test_a_members_closest_is_always_one_it_would_be_matched_with(
     assert found[m.media_id]["closest_media_id"] == str(z.media_id)
 
 
+async def test_a_medium_near_only_a_later_one_is_grouped_whatever_the_order(
+    dedup: Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A and B are not near each other (dHash 12 apart), C is near both (6 from each): in the
+    order A, B, C the three end in one group, as they do in the order A, C, B."""
+    hashed_by_path(
+        monkeypatch,
+        {
+            "A.jpg": Hashes(phash=0, dhash=0),
+            "B.jpg": Hashes(phash=0, dhash=bits(range(12))),
+            "C.jpg": Hashes(phash=0, dhash=bits(range(6))),
+        },
+    )
+    await dedup.start(1)
+    project = uuid.uuid4()
+    a = await dedup.upload(project, b"a", "A.jpg")
+    b = await dedup.upload(project, b"b", "B.jpg")
+    await dedup.latest(a, b)
+    c = await dedup.upload(project, b"c", "C.jpg")
+    found = await dedup.latest(a, b, c, results=5)  # C; then A and B learn their group
+    assert together(found, a, c) and together(found, b, c)
+    for loose in (a, b):
+        assert found[loose.media_id]["closest_media_id"] == str(c.media_id)
+        assert found[loose.media_id]["similarity"] == round(1 - 6 / 128, 3)
+
+
 async def test_a_member_that_can_no_longer_be_read_leaves_its_group_as_a_review_would(
     dedup: Consumer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

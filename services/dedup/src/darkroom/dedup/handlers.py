@@ -2,9 +2,10 @@
 
 A medium joins the group of its closest match in the project: a medium with the same bytes
 first, else the nearest within both perceptual distances. When that match had no group yet,
-the two start one, and the match gets a new result too; members of a group the newcomer is
-closer to than to their closest so far get a new result with it as their closest, so that
-every similarity is to the closest member whatever the order of arrival. Grouping in a project
+the two start one, and the match gets a new result too; its other matches in no group join
+as well. Members of a group the newcomer is near and closer to than to their closest so far
+get a new result with it as their closest, so that every similarity is to the closest member
+whatever the order of arrival. Two groups a newcomer is near are not merged. Grouping in a project
 happens under a lock held to the end of the transaction, so concurrent copies end in one group.
 
 A medium that could not be hashed fails, yet joins the media with the same bytes: only its
@@ -158,6 +159,27 @@ async def _join(tx: Transaction, medium: Member, settings: DedupSettings) -> Non
     await _announce(tx, project_id, medium.media_id)
     if best.group_id is not None:
         await _closer_newcomer(tx, medium, group, settings)
+    # Its other near matches in no group join too (one near only this newcomer came before
+    # it): whether they are grouped does not depend on the order they arrived in.
+    for loose in found:
+        if loose.group_id is None and loose.media_id != best.media_id:
+            await _pull(tx, loose, medium, group, settings)
+
+
+async def _pull(
+    tx: Transaction, loose: Candidate, newcomer: Member, group: uuid.UUID, settings: DedupSettings
+) -> None:
+    """A medium in no group, near ``newcomer``, into the newcomer's group, unless a user kept
+    it apart from a member."""
+    project_id = newcomer.ref.project_id
+    apart = await store.partners(tx, project_id, loose.media_id)
+    if apart and group in await store.groups_of(tx, apart):
+        return
+    await store.place(tx, loose.media_id, group, newcomer.media_id, _similarity(loose), loose.exact)
+    await _announce(tx, project_id, loose.media_id)
+    pulled = await store.member(tx, project_id, loose.media_id)
+    assert pulled is not None
+    await _closer_newcomer(tx, pulled, group, settings)
 
 
 async def _closer_newcomer(
