@@ -15,7 +15,8 @@ from darkroom.common.imaging import UnreadableMedia
 from darkroom.common.pool import WorkFailed
 from darkroom.common.settings import DedupSettings
 from darkroom.dedup.bands import WIDTHS, bands, keys, probe_keys, probes, signed, unsigned
-from darkroom.dedup.hashing import distance, picture_hashes, video_hashes
+from darkroom.dedup.hashing import Hashes, distance, picture_hashes, video_hashes
+from darkroom.metadata.derived import derived_images
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 FUJI = CORPUS / "cameras" / "jpg" / "FujiFilm FinePixS5500.jpg"
@@ -87,6 +88,43 @@ def test_the_hashes_are_of_the_upright_picture() -> None:
     out = io.BytesIO()
     turned.save(out, "JPEG", quality=90, exif=exif)
     assert picture_hashes(out.getvalue()) == picture_hashes(_jpeg(upright, 90))
+
+
+def _assert_near(a: Hashes, b: Hashes) -> None:
+    """Both hashes of the two pictures are within the distances dedup matches at."""
+    settings = DedupSettings()
+    assert a.phash is not None and a.dhash is not None
+    assert b.phash is not None and b.dhash is not None
+    dhash, phash = distance(a.dhash, b.dhash), distance(a.phash, b.phash)
+    assert dhash <= settings.near_dhash_distance, dhash
+    assert phash <= settings.near_phash_distance, phash
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "cameras/heic/Issue 437 (dotnet).heic",  # Samsung: EXIF 6 and no irot, decoded landscape
+        "exif-samples/heic/mobile/iphone_13_pro_max.HEIC",  # EXIF 6 and irot: turned once only
+    ],
+)
+def test_a_heic_is_near_a_jpeg_export_of_it_as_the_user_sees_it(path: str) -> None:
+    heic = (CORPUS / path).read_bytes()
+    _, preview = derived_images(heic)  # the metadata service's upright preview
+    with Image.open(io.BytesIO(preview)) as shown:
+        export = _jpeg(shown, 85)
+    _assert_near(picture_hashes(heic), picture_hashes(export))
+
+
+def test_an_avif_is_hashed_turned_by_its_container() -> None:
+    with Image.open(FUJI) as photo:
+        upright = photo.convert("RGB")
+        turned = upright.transpose(Image.Transpose.ROTATE_90)  # stored on its side ...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ... with the turn that makes it upright, which Pillow writes as irot
+    out = io.BytesIO()
+    turned.save(out, "AVIF", quality=90, exif=exif)
+    assert b"irot" in out.getvalue()
+    _assert_near(picture_hashes(out.getvalue()), picture_hashes(_jpeg(upright, 90)))
 
 
 def test_a_flat_picture_has_no_hashes_to_match_on() -> None:

@@ -3,6 +3,8 @@
 - ``fitted``: a photo decoded at reduced size where the format allows it (a JPEG's DCT scaling
   through ``Image.draft``: 36-51 ms instead of 85-102 ms for 12 MP), made to fit a box, turned
   upright and converted to sRGB.
+- ``orientation_to_apply``: the EXIF turn still to apply to the pixels Pillow decodes, for
+  every format: the one rule of which decoders turn a picture upright themselves.
 - ``poster_frame``: one frame of a video, through the ffmpeg binary the ``imageio-ffmpeg``
   wheel ships, so nothing is downloaded at run time.
 
@@ -119,17 +121,17 @@ def fitted(data: bytes, size: int, orientation: int | None = None) -> Image.Imag
     """The photo fit within ``size``² pixels, upright, RGB (RGBA where it has alpha) in sRGB.
 
     ``orientation`` is the EXIF turn still to apply to the pixels Pillow decodes; when not
-    given, the file's EXIF orientation tag (Pillow turns TIFF upright itself, and libheif
-    applies a HEIF's own rotation, so neither is turned again). The metadata service passes
-    what its EXIF reader decided, which also knows the phones that write HEIF oddly.
+    given, ``orientation_to_apply`` of the orientation the file states as Pillow reads it.
+    The metadata service passes the one its EXIF reader found with the same rule (that reader
+    also reads XMP where Pillow does not).
     """
     register_heif_opener()
     try:
         file = Image.open(io.BytesIO(data), formats=FORMATS)
         _refuse_bomb(file)
-        if orientation is None:
-            turned_already = file.format in ("TIFF", "HEIF", "AVIF")
-            orientation = 1 if turned_already else file.getexif().get(ORIENTATION_TAG, 1)
+        if orientation is None:  # decided before load(), which drops a HEIF's container
+            stated = heif_orientation(file) or file.getexif().get(ORIENTATION_TAG)
+            orientation = orientation_to_apply(file, stated)
         profile = file.info.get("icc_profile")
         file.draft("RGB", _fitted(file.size, size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
         file.load()
@@ -148,6 +150,39 @@ def fitted(data: bytes, size: int, orientation: int | None = None) -> Image.Imag
     if orientation in UPRIGHT:
         image = image.transpose(UPRIGHT[orientation])
     return _srgb(image, profile)
+
+
+def orientation_to_apply(image: Image.Image, orientation: int | None) -> int:
+    """The EXIF turn still to apply to the pixels Pillow decodes from ``image``, an opened
+    (not yet loaded) file that states ``orientation`` (None where it states none).
+
+    - TIFF: none. Pillow turns a TIFF upright as it loads it (and then drops the tag).
+    - HEIF: libheif applies the container's rotation and mirroring (``irot``, ``imir``), which
+      the HEIF standard makes the authority (MIAF says EXIF should express no transformation),
+      so none where the container has one. Samsung phones write EXIF 6 and no ``irot`` at all
+      (Immich #31617, libheif #680): their pixels come out of libheif unturned, and only the
+      stated value says the photo is portrait, so it is applied.
+    - AVIF, JPEG, PNG, WebP, GIF: the stated value. Pillow's AVIF reader leaves the pixels as
+      stored and states the container's ``irot``/``imir`` as the EXIF orientation.
+    """
+    if image.format == "TIFF":
+        return 1
+    # Not knowing (pillow-heif changed) counts as turned: most HEIFs are iPhones', with irot.
+    if image.format == "HEIF" and _heif_has_transform(image) is not False:
+        return 1
+    return orientation if orientation in UPRIGHT else 1
+
+
+def heif_orientation(image: Image.Image) -> int | None:
+    """The orientation a HEIF file's EXIF (or XMP) states, which pillow-heif takes out of it.
+
+    pillow-heif rewrites the EXIF Orientation to 1 as it opens the file (so that
+    ``exif_transpose`` cannot turn the pixels libheif turned already) and keeps the file's
+    value in ``info["original_orientation"]``: Pillow reports 1 where ExifTool says 6 on iPhone
+    HEICs (``irot`` 270 and EXIF 6 together). None for other files and where none is stated.
+    """
+    original = image.info.get("original_orientation")
+    return original if isinstance(original, int) and 1 <= original <= 8 else None
 
 
 def poster_frame(path: str, duration_seconds: float | None) -> bytes:
@@ -228,6 +263,24 @@ def _fitted(size: tuple[int, int], box: int) -> tuple[int, int]:
     width, height = size
     scale = min(1.0, box / max(width, height, 1))
     return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _heif_has_transform(image: Image.Image) -> bool | None:
+    """Whether the primary image of an opened HEIF has an ``irot`` or ``imir`` box; None when
+    pillow-heif does not say."""
+    # pillow-heif 1.8 exposes the primary image's container transforms only privately; the
+    # corpus tests (iPhone with irot, Samsung without) fail loudly if that ever changes.
+    heif_file = getattr(image, "_heif_file", None)
+    if heif_file is None:
+        return None
+    try:
+        transforms = heif_file[heif_file.primary_index]._c_image.transformations
+        # Any irot (even the 0 degrees iPhones write for an upright photo) or imir box makes
+        # the container the authority, as the HEIF standard says; EXIF counts only where it is
+        # silent.
+        return any(kind in ("irot", "imir") for kind, *_ in transforms)
+    except Exception:  # a private interface: any change to it means not knowing
+        return None
 
 
 def _refuse_bomb(image: Image.Image) -> None:

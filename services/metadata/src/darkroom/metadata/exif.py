@@ -26,6 +26,8 @@ from darkroom.common.imaging import (
     BOMBS,
     FORMATS,
     UnreadableMedia,
+    heif_orientation,
+    orientation_to_apply,
     register_heif_opener,
     too_large,
 )
@@ -95,8 +97,8 @@ class ImageFacts:
     gps: GeoPoint | None
     gps_time: datetime | None  # the GPS receiver's UTC time stamp
     # What a thumbnailer still has to do to the pixels Pillow decodes from these bytes (an EXIF
-    # orientation value). Equal to ``orientation`` but for TIFF, which Pillow turns upright as
-    # it loads, and HEIF, where libheif applies irot/imir (see ``_heif_orientation``).
+    # orientation value): ``orientation`` less what the decoder turns itself, as
+    # ``imaging.orientation_to_apply`` decides for every format.
     orientation_to_apply: int
 
 
@@ -146,15 +148,12 @@ def _facts(image: Image.Image, data: bytes) -> ImageFacts:
     ifd0, exif_ifd, gps_ifd, xmp = _metadata(image, data)
     vendor = _field(_vendor_records, image, exif_ifd) or VendorRecords()
     orientation = _first(
-        lambda: _orientation(ifd0.get(IFD0_ORIENTATION)), lambda: _xmp_orientation(xmp)
+        lambda: heif_orientation(image),
+        lambda: _orientation(ifd0.get(IFD0_ORIENTATION)),
+        lambda: _xmp_orientation(xmp),
     )
-    to_apply = orientation or 1
-    if image.format == "HEIF":
-        orientation, to_apply = _heif_orientation(image, orientation)
-    elif image.format == "TIFF":
-        # Pillow turns a TIFF upright itself: its size is already the shown one, and load()
-        # applies the orientation (then drops the tag) - nothing is left to do.
-        to_apply = 1
+    # Pillow's size is of the pixels as decoded: turned already where the decoder turns them.
+    to_apply = orientation_to_apply(image, orientation)
     if to_apply in QUARTER_TURNS:
         width, height = height, width
     taken, offset = _taken(ifd0, exif_ifd, xmp, vendor) or (None, None)
@@ -279,37 +278,6 @@ def _png_chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
         if kind == b"IEND":
             return
         position += 12 + length  # length, type, body, CRC
-
-
-def _heif_orientation(image: Image.Image, exif_orientation: int | None) -> tuple[int | None, int]:
-    """The orientation ExifTool reports for a HEIF file, and what is left to apply to its pixels.
-
-    HEIF carries its rotation in the container (``irot``/``imir``), which libheif applies while
-    decoding; MIAF says EXIF should express no transformation. pillow-heif therefore rewrites
-    the EXIF Orientation to 1 as it opens the file (so ``exif_transpose`` cannot turn the
-    pixels twice) and keeps the file's value in ``info["original_orientation"]`` - which is why
-    Pillow reports 1 where ExifTool says 6 on iPhone HEICs (irot 270 and EXIF 6 together).
-    Samsung phones write EXIF 6 with no irot at all (Immich #31617, libheif #680): their pixels
-    come out of libheif unturned, and only the EXIF value says the photo is portrait.
-    """
-    original = image.info.get("original_orientation")
-    orientation = original if original in range(1, 9) else exif_orientation
-    # Not knowing (pillow-heif changed) counts as turned: most HEIFs are iPhones', with irot.
-    if _field(_heif_has_transform, image) is not False:
-        return orientation, 1
-    return orientation, orientation or 1
-
-
-def _heif_has_transform(image: Image.Image) -> bool | None:
-    # pillow-heif 1.8 exposes the primary image's container transforms only privately; the
-    # corpus tests (iPhone with irot, Samsung without) fail loudly if that ever changes.
-    heif_file = getattr(image, "_heif_file", None)
-    if heif_file is None:
-        return None
-    transforms = heif_file[heif_file.primary_index]._c_image.transformations
-    # Any irot (even the 0 degrees iPhones write for an upright photo) or imir box makes the
-    # container the authority, as the HEIF standard says; EXIF counts only where it is silent.
-    return any(kind in ("irot", "imir") for kind, *_ in transforms)
 
 
 def _orientation(value: object) -> int | None:
