@@ -40,8 +40,8 @@ def derived_images(
     """WebP bytes of the photo fit within ``thumbnail``² and ``preview``² pixels, upright.
 
     ``orientation`` is the turn still to apply to the decoded pixels, as ``exif.read_image``
-    tells it (``orientation_to_apply``: the one place that knows which formats Pillow or
-    libheif turn themselves); read from ``data`` when not given.
+    tells it (by ``imaging.orientation_to_apply``, the one place that knows which formats
+    Pillow or libheif turn themselves); read from ``data`` when not given.
     Raises ``UnreadableMedia`` for bytes that are no image, a broken one, or one with more
     pixels than is safe to decode.
     """
