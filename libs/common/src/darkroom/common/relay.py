@@ -82,7 +82,7 @@ class OutboxRelay:
                     await self._sleep()
         finally:
             if listener is not None:
-                await self._db.pool.release(listener)
+                await self._unlisten(listener)
 
     async def _listening(self, listener: Any) -> Any:
         """A connection that hears the outbox's NOTIFY: ``listener``, or a new one when it is
@@ -90,7 +90,7 @@ class OutboxRelay:
         if listener is not None and not listener.is_closed():
             return listener
         if listener is not None:
-            await self._db.pool.release(listener)
+            await self._unlisten(listener)
         connection = await self._db.pool.acquire()
         try:
             await connection.add_listener("darkroom_outbox", self._on_notify)
@@ -98,6 +98,11 @@ class OutboxRelay:
             await self._db.pool.release(connection)
             raise
         return connection
+
+    async def _unlisten(self, listener: Any) -> None:
+        with contextlib.suppress(Exception):  # a lost connection has nothing left to remove
+            await listener.remove_listener("darkroom_outbox", self._on_notify)
+        await self._db.pool.release(listener)
 
     async def publish_batch(self) -> int:
         """Publish one batch of pending rows; returns how many were published."""
