@@ -207,20 +207,7 @@ async def test_a_medium_read_well_keeps_its_tags_when_a_read_again_is_cut_short(
 ) -> None:
     """Processed again (a backfill) on a busy machine, its analysis passes the time limit: its
     faces, persons and tags as read before stand, and are said again."""
-    project = uuid.uuid4()
-    one = await tagging.upload(
-        project, (PEOPLE / "biden" / "biden.jpg").read_bytes(), "Trip/a.jpg", ai_tagging=True
-    )
-    [face] = (await tagging.latest(one, timeout=120))[one.media_id]["faces"]
-    await tagging.send(
-        TaggingCommand(
-            project_id=project,
-            command=NamePerson(person_id=uuid.UUID(face["person_id"]), name="Joe"),
-        )
-    )
-    named = await eventually(
-        lambda: _newer_where(tagging, one, lambda r: person_tags(r) == {"Joe"}), timeout=60
-    )
+    one, face, named = await _joe(tagging)
 
     async def cut_short(self: Analyser, event: MediaUploaded) -> Analysis:
         raise WorkFailed("analysis_timeout", "Reading the file took longer than 60 s.")
@@ -238,20 +225,7 @@ async def test_a_named_persons_face_stays_theirs_when_its_medium_is_read_again(
 ) -> None:
     """Processed again (a backfill, a newer model): the face found at its place keeps the
     person a user named, even where the new reading lies far from them."""
-    project = uuid.uuid4()
-    one = await tagging.upload(
-        project, (PEOPLE / "biden" / "biden.jpg").read_bytes(), "Trip/a.jpg", ai_tagging=True
-    )
-    [face] = (await tagging.latest(one, timeout=120))[one.media_id]["faces"]
-    await tagging.send(
-        TaggingCommand(
-            project_id=project,
-            command=NamePerson(person_id=uuid.UUID(face["person_id"]), name="Joe"),
-        )
-    )
-    await eventually(
-        lambda: _newer_where(tagging, one, lambda r: person_tags(r) == {"Joe"}), timeout=60
-    )
+    one, face, _ = await _joe(tagging)
     read = Analyser.analyse
 
     async def drifted(self: Analyser, event: MediaUploaded) -> Analysis:
@@ -267,6 +241,26 @@ async def test_a_named_persons_face_stays_theirs_when_its_medium_is_read_again(
     again = await eventually(lambda: _newer(tagging, one, earlier), timeout=120)
     assert [(f["face_id"], f["person_name"]) for f in again["faces"]] == [(face["face_id"], "Joe")]
     assert person_tags(again) == {"Joe"}
+
+
+async def _joe(tagging: Consumer) -> tuple[MediaRef, dict[str, Any], dict[str, Any]]:
+    """A photo of Biden in a project of its own, his person named Joe: the medium, its face,
+    and its result once tagged ``person:Joe``."""
+    project = uuid.uuid4()
+    one = await tagging.upload(
+        project, (PEOPLE / "biden" / "biden.jpg").read_bytes(), "Trip/a.jpg", ai_tagging=True
+    )
+    [face] = (await tagging.latest(one, timeout=120))[one.media_id]["faces"]
+    await tagging.send(
+        TaggingCommand(
+            project_id=project,
+            command=NamePerson(person_id=uuid.UUID(face["person_id"]), name="Joe"),
+        )
+    )
+    named = await eventually(
+        lambda: _newer_where(tagging, one, lambda r: person_tags(r) == {"Joe"}), timeout=60
+    )
+    return one, face, named
 
 
 async def _newer_where(tagging: Consumer, ref: MediaRef, wanted: Callable[[Any], bool]) -> Any:
