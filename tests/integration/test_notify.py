@@ -295,6 +295,29 @@ async def test_a_refused_address_is_recorded_and_the_others_still_get_theirs(
     assert row["attempts"] == 1 and "No such user" in row["last_error"]  # 5xx: not retried
 
 
+async def test_an_address_that_would_break_its_header_fails_at_once_and_says_why(
+    notify: Consumer, smtp: tuple[Inbox, int]
+) -> None:
+    """An address whose encoded-word decodes to a control character (the gateway's address
+    check lets ``=`` and ``?`` by): never sent, recorded failed at its first attempt rather
+    than retried for a day; the others still get the e-mail."""
+    inbox, _ = smtp
+    unsafe = "=?utf-8?q?=0B?=@example.org"
+    await notify.send(submitted(recipients=[unsafe, "ops@example.org"]))
+    await eventually(lambda: _count(inbox, 2))  # the uploader's and ops'
+    db = notify.replicas[0].db
+
+    async def failed() -> Any:
+        return await db.pool.fetchrow(
+            "SELECT attempts, last_error FROM deliveries WHERE recipient = $1 AND state = 'failed'",
+            unsafe,
+        )
+
+    row = await eventually(failed)
+    assert row["attempts"] == 1 and "To header holds a control character" in row["last_error"]
+    assert sorted(to for to, _ in inbox.messages) == [["ana@example.org"], ["ops@example.org"]]
+
+
 async def test_a_relay_refusing_the_sender_holds_the_mail_until_it_is_put_right(
     notify: Consumer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

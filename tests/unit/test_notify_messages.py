@@ -13,6 +13,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from darkroom.notify.messages import (
+    UnsafeHeader,
     ascii_address,
     email,
     message_id,
@@ -93,7 +94,7 @@ def test_an_encoded_word_in_a_name_cannot_inject_a_header() -> None:
 def test_a_header_that_decodes_to_a_control_character_is_refused() -> None:
     """An address may spell an encoded-word too (``=`` and ``?`` are allowed in its local
     part): what a header decodes to is checked, and a control character is never written."""
-    with pytest.raises(ValueError, match="To header"):
+    with pytest.raises(UnsafeHeader, match="To header"):
         _email(PAYLOAD, recipient="=?utf-8?q?=0B?=@example.org")
 
 

@@ -168,15 +168,18 @@ async def _send(
 ) -> tuple[str, str | None]:
     now = datetime.now(UTC)
     if delivery.kind == "email":
-        message = messages.email(
-            delivery.template,
-            delivery.payload,
-            sender=settings.mail_from,
-            recipient=delivery.recipient,
-            message_id=delivery.message_id,
-            failed_listed=settings.failed_files_listed,
-            now=now,
-        )
+        try:
+            message = messages.email(
+                delivery.template,
+                delivery.payload,
+                sender=settings.mail_from,
+                recipient=delivery.recipient,
+                message_id=delivery.message_id,
+                failed_listed=settings.failed_files_listed,
+                now=now,
+            )
+        except messages.UnsafeHeader as error:  # the same every time: not retried
+            return "failed", f"refused: {error}"
         return await _smtp(message, settings)
     try:
         secret = sealer.open(delivery.secret or "")

@@ -54,6 +54,10 @@ def _digest(subject_key: str, recipient: str) -> str:
     return hashlib.sha256(f"{subject_key}\n{recipient}".encode()).hexdigest()[:40]
 
 
+class UnsafeHeader(ValueError):
+    """A header that would hold a control character: such a message is never sent."""
+
+
 def one_line(text: str) -> str:
     """Text safe for a header: control characters (CR, LF, tabs...) become one space, and
     ``=?`` becomes ``= ?``, so no encoded-word (``=?utf-8?q?=0D=0A...?=``) is left for the
@@ -109,7 +113,7 @@ def email(
     # would be written raw and start a header of its own, whatever let it through.
     for name, value in message.items():
         if CONTROL.search(value):
-            raise ValueError(f"the {name} header holds a control character")
+            raise UnsafeHeader(f"the {name} header holds a control character")
     message.set_content(_templates.get_template(f"{template}.txt").render(values))
     message.add_alternative(
         _templates.get_template(f"{template}.html").render(values), subtype="html"
