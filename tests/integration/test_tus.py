@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from minio.error import S3Error
 from tusclient.client import TusClient
 
 from darkroom.ingest import tus
+from darkroom.ingest.api import sweep_stalled
 from darkroom.ingest.tus import clean_expired
 
 from .gateway import PNG, Gateway, big_jpeg, sha
@@ -108,6 +110,87 @@ async def test_an_upload_resumes_after_the_connection_drops(gateway: Gateway) ->
         done = await patch(client, url, resumed_at, data[resumed_at:])
         assert done.status_code == 204, done.text
         assert done.headers["Upload-Offset"] == str(len(data))
+        state = await file_state(client, session, file_id)
+    assert state["status"] == "uploaded" and state["sha256"] == sha(data)
+
+
+async def test_a_finished_upload_answers_a_client_that_missed_the_last_answer(
+    gateway: Gateway,
+) -> None:
+    """A client whose last PATCH's answer was lost asks for the offset (HEAD) and sends what
+    it then takes to be left: the upload answers as finished, so the client ends in success."""
+    data = big_jpeg(6 * MB, variant=11)
+    project, session, file_id = await registered(gateway, data)
+    async with gateway.client(project.uploader) as client:
+        url = await create(client, session, file_id, len(data))
+        assert (await patch(client, url, 0, data)).status_code == 204
+        head = await client.head(url, headers=TUS)
+        assert head.status_code == 200
+        assert head.headers["Upload-Offset"] == head.headers["Upload-Length"] == str(len(data))
+        again = await patch(client, url, len(data), b"")
+        assert again.status_code == 204, again.text
+        assert again.headers["Upload-Offset"] == str(len(data))
+        assert error(await patch(client, url, len(data), b"more"), 413) == "size_mismatch"
+        state = await file_state(client, session, file_id)
+    assert state["status"] == "uploaded" and state["sha256"] == sha(data)
+    assert await gateway.stored_sha256(file_id) == sha(data)
+
+
+async def test_a_finished_upload_keeps_its_file_until_it_expires_and_after(
+    gateway: Gateway,
+) -> None:
+    """A DELETE, a POST of the same file again, and at last the expiry sweep leave the file
+    uploaded and its bytes stored."""
+    data = big_jpeg(6 * MB, variant=12)
+    project, session, file_id = await registered(gateway, data)
+    async with gateway.client(project.uploader) as client:
+        url = await create(client, session, file_id, len(data))
+        assert (await patch(client, url, 0, data)).status_code == 204
+        assert (await client.delete(url, headers=TUS)).status_code == 204
+        again = await client.post(
+            "/v1/tus",
+            headers=TUS
+            | {"Upload-Length": str(len(data)), "Upload-Metadata": metadata(session, file_id)},
+        )
+        assert error(again, 409) == "not_retryable"
+        assert (await client.head(url, headers=TUS)).headers["Upload-Offset"] == str(len(data))
+        await gateway.runtime.db.pool.execute(
+            "UPDATE tus_uploads SET expires_at = now() - interval '1 minute'"
+        )
+        assert await clean_expired(gateway.runtime) == 1
+        assert (await client.head(url, headers=TUS)).status_code == 404
+        state = await file_state(client, session, file_id)
+    assert state["status"] == "uploaded" and state["sha256"] == sha(data)
+    assert await gateway.stored_sha256(file_id) == sha(data)
+
+
+async def test_a_finished_upload_never_recorded_is_failed_as_stalled_and_can_be_sent_again(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All the bytes arrived, and the PATCH broke off before the file was recorded uploaded
+    (its process killed, say): the sweep of stalled uploads fails the file and removes its
+    bytes, and the file is then uploaded again."""
+    data = big_jpeg(6 * MB, variant=17)
+    project, session, file_id = await registered(gateway, data)
+
+    async def killed(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the gateway's process was killed")
+
+    async with gateway.client(project.uploader) as client:
+        url = await create(client, session, file_id, len(data))
+        with monkeypatch.context() as crash:
+            crash.setattr(tus, "complete_upload", killed)
+            assert (await patch(client, url, 0, data)).status_code == 500
+        await gateway.runtime.db.pool.execute(
+            "UPDATE files SET updated_at = now() - interval '20 minutes' WHERE id = $1",
+            uuid.UUID(file_id),
+        )
+        assert await sweep_stalled(gateway.runtime) == 1
+        state = await file_state(client, session, file_id)
+        assert (state["status"], state["code"]) == ("failed", "upload_interrupted")
+        assert await gateway.stored(project.id, file_id) == []
+        again = await create(client, session, file_id, len(data))
+        assert (await patch(client, again, 0, data)).status_code == 204
         state = await file_state(client, session, file_id)
     assert state["status"] == "uploaded" and state["sha256"] == sha(data)
 
@@ -220,6 +303,35 @@ async def test_a_writer_that_died_is_taken_over_once_its_lease_runs_out(
         assert (await file_state(client, session, file_id))["status"] == "uploaded"
 
 
+async def test_a_writer_taken_over_does_not_lend_its_hash_to_the_one_that_finishes(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first writer stalls past its lease, the second takes the upload over, and the first
+    hangs up while the second finishes: the file's SHA-256 is the whole file's."""
+    monkeypatch.setattr(tus._Lease, "LEASE_SECONDS", 2)
+    monkeypatch.setattr(tus._Lease, "RENEW_SECONDS", 0.5)
+    data = big_jpeg(6 * MB, variant=13)
+    project, session, file_id = await registered(gateway, data)
+    blobs = gateway.runtime.blobs
+    complete = blobs.complete_multipart
+    async with gateway.client(project.uploader) as client:
+        url = await create(client, session, file_id, len(data))
+        first = await _open_patch(gateway, project.uploader, url, 0, len(data))
+        first.write(data[:MB])
+        await first.drain()
+        await asyncio.sleep(2.5)
+
+        async def first_hangs_up_meanwhile(*args: Any) -> None:
+            await _hang_up(first)
+            await complete(*args)
+
+        monkeypatch.setattr(blobs, "complete_multipart", first_hangs_up_meanwhile)
+        done = await patch(client, url, 0, data)
+        assert done.status_code == 204, done.text
+        state = await file_state(client, session, file_id)
+    assert state["status"] == "uploaded" and state["sha256"] == sha(data)
+
+
 async def test_a_checksum_mismatch_is_refused_and_nothing_is_kept(gateway: Gateway) -> None:
     data = big_jpeg(6 * MB, variant=3)
     project, session, file_id = await registered(gateway, data)
@@ -298,6 +410,126 @@ async def test_expired_uploads_are_cleaned_from_s3_and_the_database(gateway: Gat
     assert (state["status"], state["code"]) == ("failed", "upload_expired")
     assert await _leftovers(gateway, url) == []
     assert await gateway.runtime.db.pool.fetchval("SELECT count(*) FROM tus_uploads") == 0
+
+
+@pytest.mark.parametrize("ended_by", ["termination", "expiry"])
+async def test_parts_of_a_first_patch_that_broke_off_go_with_the_upload(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch, ended_by: str
+) -> None:
+    """A first PATCH that ends unexpectedly once S3 holds a part of it (here S3 fails the
+    next part; a request cancelled by a restart or a killed process are alike) leaves that
+    part to the upload: a DELETE, or the expiry sweep, removes it from S3."""
+    data = big_jpeg(12 * MB, variant=14)
+    project, session, file_id = await registered(gateway, data)
+    started = _multipart_uploads(gateway, monkeypatch)
+    blobs = gateway.runtime.blobs
+    put_part = blobs.put_part
+
+    async def second_part_fails(
+        bucket: str, key: str, upload: str, number: int, part: bytes
+    ) -> str:
+        if number > 1:
+            raise ConnectionError("S3 went away")
+        return await put_part(bucket, key, upload, number, part)
+
+    monkeypatch.setattr(blobs, "put_part", second_part_fails)
+    async with gateway.client(project.uploader) as client:
+        url = await create(client, session, file_id, len(data))
+        assert (await patch(client, url, 0, data)).status_code == 500
+        assert [await _parts(gateway, *upload) for upload in started] == [[1]]
+        if ended_by == "termination":
+            assert (await client.delete(url, headers=TUS)).status_code == 204
+        else:
+            await gateway.runtime.db.pool.execute(
+                "UPDATE tus_uploads SET expires_at = now() - interval '1 minute'"
+            )
+            assert await clean_expired(gateway.runtime) == 1
+    assert [await _parts(gateway, *upload) for upload in started] == [[]]
+
+
+async def test_an_upload_broken_off_once_its_parts_were_joined_leaves_no_object(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 joined the parts into the object, and then the PATCH broke off before the upload was
+    recorded finished (its process killed, say): a DELETE removes the object too."""
+    data = big_jpeg(7 * MB, variant=15)
+    project, session, file_id = await registered(gateway, data)
+    blobs = gateway.runtime.blobs
+    complete = blobs.complete_multipart
+
+    async def then_broken_off(*args: Any) -> None:
+        await complete(*args)
+        raise ConnectionError("the gateway's process was killed")
+
+    monkeypatch.setattr(blobs, "complete_multipart", then_broken_off)
+    async with gateway.client(project.uploader) as client:
+        url = await create(client, session, file_id, len(data))
+        assert (await patch(client, url, 0, data)).status_code == 500
+        assert len(await gateway.stored(project.id, file_id)) == 1
+        assert (await client.delete(url, headers=TUS)).status_code == 204
+        state = await file_state(client, session, file_id)
+    assert (state["status"], state["code"]) == ("failed", "upload_cancelled")
+    assert await gateway.stored(project.id, file_id) == []
+
+
+async def test_an_upload_whose_removal_failed_in_s3_is_removed_by_the_next_sweep(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 fails while the sweep removes one expired upload: its row stays for the next round,
+    and the sweep goes on to the others meanwhile."""
+    data, small = big_jpeg(10 * MB, variant=16), big_jpeg(1 * MB, variant=17)
+    project, session, file_id = await registered(gateway, data)
+    other_project, other_session, other_file = await registered(gateway, small)
+    started = _multipart_uploads(gateway, monkeypatch)
+    blobs, pool = gateway.runtime.blobs, gateway.runtime.db.pool
+    async with gateway.client(project.uploader) as client:
+        url = await create(client, session, file_id, len(data))
+        assert (await patch(client, url, 0, data[: 9 * MB])).status_code == 204  # a part + tail
+    async with gateway.client(other_project.uploader) as client:
+        other = await create(client, other_session, other_file, len(small))
+        assert (await patch(client, other, 0, small[: MB // 2])).status_code == 204  # a tail
+    await pool.execute("UPDATE tus_uploads SET expires_at = now() - interval '1 minute'")
+    with monkeypatch.context() as outage:
+
+        async def unreachable(*args: Any) -> None:
+            raise ConnectionError("S3 went away")
+
+        outage.setattr(blobs, "abort_multipart", unreachable)
+        assert await clean_expired(gateway.runtime) == 2
+    assert await _leftovers(gateway, other) == []  # the other went
+    assert await pool.fetchval("SELECT count(*) FROM tus_uploads") == 1  # this one waits
+    assert await clean_expired(gateway.runtime) == 1
+    assert [await _parts(gateway, *upload) for upload in started] == [[]]
+    assert await _leftovers(gateway, url) == []
+    assert await pool.fetchval("SELECT count(*) FROM tus_uploads") == 0
+
+
+def _multipart_uploads(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """The S3 multipart uploads the gateway starts from now on, (key, upload id) each."""
+    blobs = gateway.runtime.blobs
+    start = blobs.start_multipart
+    started: list[tuple[str, str]] = []
+
+    async def noted(bucket: str, key: str, content_type: str) -> str:
+        upload = await start(bucket, key, content_type)
+        started.append((key, upload))
+        return upload
+
+    monkeypatch.setattr(blobs, "start_multipart", noted)
+    return started
+
+
+async def _parts(gateway: Gateway, key: str, upload: str) -> list[int]:
+    """The numbers of the parts S3 keeps of a multipart upload: none once it was aborted
+    (s3proxy lists none; S3 says there is no such upload)."""
+    client = gateway.runtime.blobs._client
+    try:
+        listed = await asyncio.to_thread(client._list_parts, "originals", key, upload)
+    except S3Error as error:
+        if error.code != "NoSuchUpload":
+            raise
+        return []
+    return [part.part_number for part in listed.parts]
 
 
 async def test_a_resumable_upload_left_idle_does_not_hold_its_session_back(

@@ -366,12 +366,14 @@ async def fail_stalled(conn: Connection, *, idle_seconds: int) -> list[Record]:
     each one's project, id and attempt.
 
     A resumable (tus) upload may pause for as long as it has not expired; it is not touched.
+    One whose bytes all arrived is (its process died before recording it).
     """
     return await conn.fetch(
         "UPDATE files SET status = 'failed', reason_code = 'upload_interrupted',"
         " reason = 'The upload stopped before the whole file arrived.', updated_at = now()"
         " WHERE status = 'uploading' AND updated_at < now() - make_interval(secs => $1)"
-        " AND NOT EXISTS (SELECT 1 FROM tus_uploads t WHERE t.file_id = files.id)"
+        " AND NOT EXISTS (SELECT 1 FROM tus_uploads t"
+        "  WHERE t.file_id = files.id AND t.received < t.length)"
         " RETURNING project_id, id, attempts",
         idle_seconds,
     )

@@ -6,7 +6,9 @@ an S3 multipart upload in whole parts as they arrive, each part's upload running
 receiving of the next; the bytes since the last whole part wait in a small S3 object (the
 tail) between requests, so nothing is kept on local disk and the gateway's memory stays at
 about three parts per upload. A PATCH holds its upload by a lease in the database, not by an
-open transaction. Unfinished uploads expire and are cleaned from S3 and the database.
+open transaction. Unfinished uploads expire and are cleaned from S3 and the database; a
+finished one answers as finished (HEAD) until it expires too, for a client that missed the
+last answer.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -90,6 +94,7 @@ class _TusRoute(APIRoute):
         return answer
 
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/tus", tags=["resumable uploads (tus 1.0)"], route_class=_TusRoute)
 
 # The running SHA-256 of uploads this process is receiving, so a finished upload need not be
@@ -183,15 +188,16 @@ async def create(
     previous = await runtime.db.pool.fetchrow(
         "SELECT * FROM tus_uploads WHERE file_id = $1", file_id
     )
-    if previous is not None:
-        if await _remove_unless_held(runtime.db.pool, previous["id"]) is None:
-            raise _busy()
-        await _discard(runtime, previous)
+    # A finished upload stays while its file is being recorded or is kept (claim_upload then
+    # says why the file takes no bytes); one whose file failed even so is replaced.
+    if previous is not None and (not _finished(previous) or row["status"] == "failed"):
+        await _remove(runtime, previous["id"])
         await store.fail(
             runtime.db.pool,
             file_id,
             "upload_restarted",
             "A new upload of this file replaced the one before.",
+            attempt=row["attempts"],  # one that finished meanwhile stays as it is
         )
     claimed = await claim_upload(runtime.db.pool, session_id, file_id)
     upload_id = uuid.uuid4()
@@ -217,8 +223,12 @@ async def create(
 async def _upload(
     runtime: Runtime, caller: Any, upload_id: uuid.UUID
 ) -> tuple[asyncpg.Record, asyncpg.Record]:
-    """The upload and its session, if the caller may."""
-    upload = await runtime.db.pool.fetchrow("SELECT * FROM tus_uploads WHERE id = $1", upload_id)
+    """The upload (with its file's attempt) and its session, if the caller may."""
+    upload = await runtime.db.pool.fetchrow(
+        "SELECT t.*, f.attempts FROM tus_uploads t JOIN files f ON f.id = t.file_id"
+        " WHERE t.id = $1",
+        upload_id,
+    )
     if upload is None:
         raise not_found("upload")
     session = await store.session(runtime.db.pool, upload["session_id"])
@@ -239,11 +249,9 @@ _HELD = "coalesce(writing_until > now(), false)"
 """SQL: a PATCH holds the upload now."""
 
 
-async def _remove_unless_held(conn: Any, upload_id: uuid.UUID) -> asyncpg.Record | None:
-    """Delete the upload's row unless a PATCH holds it; the row, if deleted."""
-    return await conn.fetchrow(
-        f"DELETE FROM tus_uploads WHERE id = $1 AND NOT {_HELD} RETURNING *", upload_id
-    )
+def _finished(upload: Mapping[str, Any]) -> bool:
+    """All its bytes arrived. It stays, answering as finished, until it expires."""
+    return bool(upload["received"] == upload["length"])
 
 
 class _LeaseLost(Exception):
@@ -351,17 +359,18 @@ async def append(
     if content_type != OFFSET_STREAM:
         raise Refused("content_type", f"A PATCH must be sent as {OFFSET_STREAM}.", 415)
     checksum = _checksum(upload_checksum)
-    _, session = await _upload(runtime, caller, upload_id)
+    upload, session = await _upload(runtime, caller, upload_id)
+    if _finished(upload):  # its client missed the last answer; a HEAD gave it this offset
+        _require_offset(upload, upload_offset)
+        async for chunk in request.stream():
+            if chunk:
+                raise Refused("size_mismatch", "This upload is finished; it takes no bytes.", 413)
+        return _appended(upload["length"], upload["expires_at"])
     require_open(session)
     lease = await _Lease.take(runtime, upload_id)
     try:
         upload = lease.upload
-        if upload_offset != str(upload["received"]):
-            raise Refused(
-                "offset_mismatch",
-                f"Upload-Offset is {upload_offset}; this upload has {upload['received']} bytes.",
-                409,
-            )
+        _require_offset(upload, upload_offset)
         file_row = await store.file(runtime.db.pool, session["id"], upload["file_id"])
         assert file_row is not None
         appended = _Append(runtime, session, lease, file_row, checksum)
@@ -372,7 +381,6 @@ async def append(
             await appended.refuse(error)
             raise
         except _LeaseLost:
-            await appended.forget()
             raise Refused(
                 "upload_taken",
                 "This request stalled and another took the upload over, or it was ended;"
@@ -385,14 +393,22 @@ async def append(
         raise Refused("checksum_mismatch", "The request's bytes do not match Upload-Checksum.", 460)
     if appended.finished:
         await appended.complete()
+    return _appended(appended.offset, appended.expires_at)
+
+
+def _require_offset(upload: asyncpg.Record, upload_offset: str | None) -> None:
+    if upload_offset != str(upload["received"]):
+        raise Refused(
+            "offset_mismatch",
+            f"Upload-Offset is {upload_offset}; this upload has {upload['received']} bytes.",
+            409,
+        )
+
+
+def _appended(offset: int, expires_at: datetime) -> Response:
     return Response(
         status_code=204,
-        headers=_headers(
-            **{
-                "Upload-Offset": str(appended.offset),
-                "Upload-Expires": _expires(upload["expires_at"]),
-            }
-        ),
+        headers=_headers(**{"Upload-Offset": str(offset), "Upload-Expires": _expires(expires_at)}),
     )
 
 
@@ -420,10 +436,11 @@ class _Append:
         self.multipart_id: str | None = upload["multipart_id"]
         self.family: Family | None = Family(upload["family"]) if upload["family"] else None
         self.offset = upload["received"]
+        self.expires_at: datetime = upload["expires_at"]
         self.gathered = _Gathered()
         self.in_flight: deque[tuple[int, asyncio.Task[str]]] = deque()
         self.finished = False
-        self.sha256: str | None = None
+        self.running: Any = None  # the SHA-256 of the bytes so far, if known; else read back
 
     async def receive(self, request: Request) -> str:
         upload = self.upload
@@ -458,10 +475,7 @@ class _Append:
             return "checksum_mismatch"
         self.offset += received
         self.finished = self.offset == upload["length"]
-        if running is not None:
-            _hashes[upload["id"]] = (self.offset, running)
-            while len(_hashes) > _HASHES_KEPT:
-                _hashes.popitem(last=False)
+        self.running = running
         return "ok"
 
     def _judge(self, head: bytes) -> None:
@@ -476,9 +490,7 @@ class _Append:
         for data in parts:
             self._judge(data)
             if self.multipart_id is None:
-                self.multipart_id = await self.runtime.blobs.start_multipart(
-                    self.bucket, self.key, "application/octet-stream"
-                )
+                self.multipart_id = await self._start_multipart()
             while len(self.in_flight) >= _PARTS_IN_FLIGHT:
                 await self._landed()
             number = len(self.parts) + len(self.in_flight) + 1
@@ -486,6 +498,23 @@ class _Append:
                 self.bucket, self.key, self.multipart_id, number, data
             )
             self.in_flight.append((number, asyncio.create_task(stored)))
+
+    async def _start_multipart(self) -> str:
+        """A new S3 multipart upload, named in the upload's row before any part is sent: a
+        request that then ends unexpectedly (cancelled by a restart, killed, an S3 or database
+        error) leaves its parts where a DELETE or the expiry sweep finds them."""
+        blobs = self.runtime.blobs
+        multipart_id = await blobs.start_multipart(
+            self.bucket, self.key, "application/octet-stream"
+        )
+        try:
+            await self._record(
+                self.runtime.db.pool, "UPDATE tus_uploads SET multipart_id = $3", multipart_id
+            )
+        except _LeaseLost:  # the row was left as it was: nobody else knows of it
+            await blobs.abort_multipart(self.bucket, self.key, multipart_id)
+            raise
+        return multipart_id
 
     async def _landed(self) -> None:
         number, task = self.in_flight.popleft()
@@ -508,11 +537,8 @@ class _Append:
         upload, blobs, db = self.upload, self.runtime.blobs, self.runtime.db
         await self.lease.renew(self.offset)
         if outcome != "ok":  # keep the offset; parts past it are overwritten when resumed
-            await self._record(
-                db.pool, "UPDATE tus_uploads SET multipart_id = $3", self.multipart_id
-            )
             return
-        rest = self.gathered.rest()
+        rest, tail = self.gathered.rest(), None
         if self.finished:
             self._judge(rest)
             if self.multipart_id is None:
@@ -524,27 +550,34 @@ class _Append:
                 await blobs.complete_multipart(
                     self.bucket, self.key, self.multipart_id, [(n, e) for n, e in self.parts]
                 )
-            known = _hashes.pop(upload["id"], None)
-            self.sha256 = known[1].hexdigest() if known else None
-            await self._record(db.pool, "DELETE FROM tus_uploads")
-            tail = None
-        else:
-            tail = f"tus/{upload['id']}/tail-{self.offset}" if rest else None
-            if tail:
-                await blobs.put_bytes(self.bucket, tail, rest)
-            async with db.transaction() as tx:
-                await self._record(
-                    tx,
-                    "UPDATE tus_uploads SET received = $3, multipart_id = $4, parts = $5::jsonb,"
-                    " tail_key = $6, tail_size = $7, family = $8",
-                    self.offset,
-                    self.multipart_id,
-                    json.dumps(self.parts),
-                    tail,
-                    len(rest),
-                    self.family.value if self.family else None,
-                )
-                await store.progress(tx, upload["file_id"], self.offset)
+            # The object is whole: no multipart upload is left to abort. The upload answers as
+            # finished for a whole expiry window, for a client that missed this answer.
+            self.multipart_id, self.parts = None, []
+            settings = cast(IngestSettings, self.runtime.settings)
+            self.expires_at = datetime.now(UTC) + timedelta(seconds=settings.tus_expiry_seconds)
+        elif rest:
+            tail = f"tus/{upload['id']}/tail-{self.offset}"
+            await blobs.put_bytes(self.bucket, tail, rest)
+        async with db.transaction() as tx:
+            await self._record(
+                tx,
+                "UPDATE tus_uploads SET received = $3, multipart_id = $4, parts = $5::jsonb,"
+                " tail_key = $6, tail_size = $7, family = $8, expires_at = $9",
+                self.offset,
+                self.multipart_id,
+                json.dumps(self.parts),
+                tail,
+                len(rest) if tail else 0,
+                self.family.value if self.family else None,
+                self.expires_at,
+            )
+            await store.progress(tx, upload["file_id"], self.offset)
+        # Kept for the next request only once its offset is recorded: a request that lost the
+        # upload meanwhile records nothing, and lends no hash to the one that took it over.
+        if self.running is not None and not self.finished:
+            _hashes[upload["id"]] = (self.offset, self.running)
+            while len(_hashes) > _HASHES_KEPT:
+                _hashes.popitem(last=False)
         if upload["tail_key"] and upload["tail_key"] != tail:
             await blobs.remove(self.bucket, upload["tail_key"])
 
@@ -560,25 +593,21 @@ class _Append:
             raise _LeaseLost
 
     async def refuse(self, error: Refused) -> None:
-        """The file is failed and what this upload stored is dropped."""
-        try:
+        """The file is failed and what this upload stored is dropped: from S3 first, while
+        this request still holds the upload, so an S3 failure leaves the row to come back to."""
+        with contextlib.suppress(_LeaseLost):  # else no longer this request's to fail
+            await self.lease.renew(self.offset)
+            await _discard(self.runtime, {**self.upload, "multipart_id": self.multipart_id})
             async with self.runtime.db.transaction() as tx:
                 await self._record(tx, "DELETE FROM tus_uploads")
                 await store.fail(tx, self.upload["file_id"], error.code, error.message)
-        except _LeaseLost:  # no longer this request's to fail
-            await self.forget()
-            return
-        stored = {**self.upload, "multipart_id": self.multipart_id}
-        await _discard(self.runtime, stored)
-
-    async def forget(self) -> None:
-        """The upload is no longer this request's: drop only what nobody else can know of."""
-        if self.multipart_id is not None and self.upload["multipart_id"] is None:
-            await self.runtime.blobs.abort_multipart(self.bucket, self.key, self.multipart_id)
 
     async def complete(self) -> None:
         runtime, upload = self.runtime, self.upload
-        sha256 = self.sha256 or await runtime.blobs.sha256(self.bucket, self.key)
+        if self.running is not None:
+            sha256 = self.running.hexdigest()
+        else:
+            sha256 = await runtime.blobs.sha256(self.bucket, self.key)
         assert self.family is not None
         await complete_upload(
             runtime,
@@ -617,40 +646,70 @@ class _Gathered:
         return b"".join(self._pieces)
 
 
+async def _remove(runtime: Runtime, upload_id: uuid.UUID) -> None:
+    """Remove an upload no PATCH holds (else 423), holding it meanwhile: what it stored in S3
+    first and its row last, so an S3 failure leaves the row, the one way back to those bytes,
+    for the next try (the client's, or the expiry sweep's)."""
+    lease = await _Lease.take(runtime, upload_id)
+    try:
+        await _discard(runtime, lease.upload)
+    except BaseException:
+        await lease.release()
+        raise
+    await runtime.db.pool.execute(
+        "DELETE FROM tus_uploads WHERE id = $1 AND writer = $2", upload_id, lease.token
+    )
+
+
 async def _discard(runtime: Runtime, upload: Mapping[str, Any]) -> None:
-    """Drop what an upload stored in S3: its multipart parts and its tail."""
-    bucket = runtime.settings.bucket_originals
+    """Drop what an upload stored in S3: its multipart parts, its tail, and its object unless
+    the file keeps it (a process may have died between joining the parts and recording it)."""
+    bucket, blobs = runtime.settings.bucket_originals, runtime.blobs
     if upload["multipart_id"]:
-        await runtime.blobs.abort_multipart(bucket, upload["object_key"], upload["multipart_id"])
+        await blobs.abort_multipart(bucket, upload["object_key"], upload["multipart_id"])
     if upload["tail_key"]:
-        await runtime.blobs.remove(bucket, upload["tail_key"])
+        await blobs.remove(bucket, upload["tail_key"])
+    kept = await runtime.db.pool.fetchval(
+        "SELECT object_key FROM files WHERE id = $1", upload["file_id"]
+    )
+    if kept != upload["object_key"]:
+        await blobs.remove(bucket, upload["object_key"])
     _hashes.pop(upload["id"], None)
 
 
 @router.delete("/{upload_id}", status_code=204)
 async def terminate(upload_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) -> Response:
-    """Cancel an upload: its stored bytes are removed and the file is marked failed."""
-    await _upload(runtime, caller, upload_id)  # the caller may, and it has not expired
-    upload = await _remove_unless_held(runtime.db.pool, upload_id)
-    if upload is None:
-        raise _busy()
-    await _discard(runtime, upload)
-    await store.fail(
-        runtime.db.pool, upload["file_id"], "upload_cancelled", "The upload was cancelled."
-    )
+    """Cancel an upload: its stored bytes are removed and the file is marked failed. A finished
+    upload's file is no longer the upload's to cancel: the answer is the same, and it stays."""
+    upload, _ = await _upload(runtime, caller, upload_id)  # the caller may, and not expired
+    if not _finished(upload):
+        await _remove(runtime, upload_id)
+        await store.fail(
+            runtime.db.pool,
+            upload["file_id"],
+            "upload_cancelled",
+            "The upload was cancelled.",
+            attempt=upload["attempts"],  # one that finished meanwhile stays as it is
+        )
     return Response(status_code=204, headers=_headers())
 
 
 async def clean_expired(runtime: Runtime) -> int:
-    """Remove expired unfinished uploads from S3 and the database; their files fail."""
+    """Remove expired uploads from S3 and the database; the files of unfinished ones fail."""
     rows = await runtime.db.pool.fetch(
         "SELECT t.*, f.attempts FROM tus_uploads t JOIN files f ON f.id = t.file_id"
         f" WHERE t.expires_at < now() AND NOT {_HELD} ORDER BY t.expires_at LIMIT 500"
     )
     for row in rows:
-        if await _remove_unless_held(runtime.db.pool, row["id"]) is None:
+        try:
+            await _remove(runtime, row["id"])
+        except Refused:
             continue  # a PATCH took it meanwhile
-        await _discard(runtime, row)
+        except Exception:  # S3 failing for this one: its row stays for the next round
+            log.exception("expired upload %s not removed", row["id"])
+            continue
+        if _finished(row):  # its file was recorded, or is swept as a stalled upload
+            continue
         await store.fail(
             runtime.db.pool,
             row["file_id"],
