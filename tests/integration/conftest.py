@@ -22,7 +22,7 @@ from .gateway import Gateway, serve
 @pytest.fixture(scope="session")
 def settings() -> CommonSettings:
     return CommonSettings(
-        retry_for_seconds=1, retry_max_backoff_seconds=0.5, outbox_poll_seconds=0.2
+        transient_retry_seconds=1, retry_max_backoff_seconds=0.5, outbox_poll_seconds=0.2
     )
 
 

@@ -12,7 +12,9 @@ from darkroom.common.broker import ConsumerPolicy, create_broker
 from darkroom.common.retry import TransientError, backoff
 from darkroom.common.settings import CommonSettings
 
-SETTINGS = CommonSettings(retry_for_seconds=0.2, retry_max_backoff_seconds=0.01, dlq_window=10)
+SETTINGS = CommonSettings(
+    transient_retry_seconds=0.2, retry_max_backoff_seconds=0.01, dlq_window=10
+)
 
 
 def policy_and_broker(settings: CommonSettings = SETTINGS) -> tuple[ConsumerPolicy, Any]:
@@ -25,7 +27,7 @@ async def test_a_transient_fault_is_retried_until_it_passes() -> None:
     before: five attempts, ~3 s): the message waits it out within the retry window, and is
     handled; none dead-lettered."""
     _policy, broker = policy_and_broker(
-        CommonSettings(retry_for_seconds=30, retry_max_backoff_seconds=0.01)
+        CommonSettings(transient_retry_seconds=30, retry_max_backoff_seconds=0.01)
     )
     calls: list[dict[str, Any]] = []
 
@@ -111,6 +113,7 @@ def test_dead_letters_halt_the_consumer_past_their_share(history: list[bool], ha
 
 
 def test_backoff_grows_and_is_capped() -> None:
+    assert backoff(5000, cap=10.0) <= 10.0  # hours of outage: still a wait, not an overflow
     assert all(0.1 <= backoff(1) <= 0.2 for _ in range(50))
     assert all(backoff(30, cap=5.0) <= 5.0 for _ in range(50))
     assert all(backoff(4) >= 0.8 for _ in range(50))

@@ -8,7 +8,13 @@ import pytest
 from pydantic import ValidationError
 
 from darkroom.common.events import FAILED_LISTED
-from darkroom.common.settings import SERVICE_SETTINGS, IngestSettings, NotifySettings, env_names
+from darkroom.common.settings import (
+    SERVICE_SETTINGS,
+    CommonSettings,
+    IngestSettings,
+    NotifySettings,
+    env_names,
+)
 
 
 def test_a_service_reads_its_own_database_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,3 +81,15 @@ def test_notify_refuses_to_promise_more_failed_files_than_an_event_names(
     monkeypatch.setenv("DARKROOM_NOTIFY_FAILED_FILES_LISTED", str(FAILED_LISTED + 1))
     with pytest.raises(ValidationError, match="DARKROOM_NOTIFY_FAILED_FILES_LISTED"):
         NotifySettings()
+
+
+@pytest.mark.parametrize("settings", SERVICE_SETTINGS, ids=lambda s: s.service)
+def test_no_service_setting_takes_the_name_of_a_shared_one(settings: type[IngestSettings]) -> None:
+    """A service's own field named as a shared one replaces it: notify's 24-hour give-up once
+    became every notify consumer's retry window for a database outage."""
+    own = {
+        name
+        for cls in settings.__mro__[: settings.__mro__.index(CommonSettings)]
+        for name in vars(cls).get("__annotations__", {})
+    }
+    assert own & set(CommonSettings.model_fields) == set()

@@ -57,7 +57,7 @@ class ConsumerPolicy:
 
     def __init__(self, service: str, settings: CommonSettings) -> None:
         self.service = service
-        self.retry_for = settings.retry_for_seconds
+        self.retry_for = settings.transient_retry_seconds
         self.max_backoff = settings.retry_max_backoff_seconds
         self.max_share = settings.dlq_max_share
         self._window = settings.dlq_window

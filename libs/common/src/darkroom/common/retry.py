@@ -33,5 +33,5 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 def backoff(attempt: int, *, base: float = 0.2, cap: float = 10.0) -> float:
     """Capped exponential backoff with full jitter, for the ``attempt``-th retry (1-based)."""
-    ceiling = min(cap, base * 2 ** (attempt - 1))
+    ceiling = min(cap, base * 2 ** min(attempt - 1, 32))  # 2**1100 would overflow a float
     return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography

@@ -40,7 +40,7 @@ class CommonSettings(BaseSettings):
         None, description="OTLP/HTTP collector URL; telemetry is exported only when set."
     )
     log_level: str = Field("INFO", description="Root log level.")
-    retry_for_seconds: float = Field(
+    transient_retry_seconds: float = Field(
         120.0,
         gt=0,
         description="How long a message whose handler meets transient faults (the database, "

@@ -99,10 +99,12 @@ async def _rejoin(tx: Transaction, medium: Member, settings: DedupSettings) -> N
     """Take ``medium`` out of its group, if it is in one, then place it anew, and so every
     member left near no one by its going."""
     adrift = await _leave(tx, medium, settings) if medium.group_id is not None else []
-    for media_id in [medium.media_id, *adrift]:
+    await _join(tx, medium, settings)
+    for media_id in adrift:
         again = await store.member(tx, medium.ref.project_id, media_id)
         assert again is not None
-        await _join(tx, again, settings)
+        if again.group_id is None:  # not placed meanwhile, beside one joined before it
+            await _join(tx, again, settings)
 
 
 async def _leave(tx: Transaction, medium: Member, settings: DedupSettings) -> list[uuid.UUID]:

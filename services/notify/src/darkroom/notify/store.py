@@ -73,11 +73,14 @@ async def gather(
     A digest is open until its window closes and its first attempt starts; later news opens
     the next one.
     """
+    # One digest per mailbox: Ana@ and ana@ are one (as one event's recipients are).
     await tx.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))", DIGEST_LOCK, f"{project_id} {recipient}"
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        DIGEST_LOCK,
+        f"{project_id} {recipient.lower()}",
     )
     delivery_id = await tx.fetchval(
-        "SELECT delivery_id FROM deliveries WHERE project_id = $1 AND recipient = $2"
+        "SELECT delivery_id FROM deliveries WHERE project_id = $1 AND lower(recipient) = lower($2)"
         " AND template = 'digest' AND state = 'pending' AND attempts = 0"
         # held until this entry is in: a claim skips it, or it is claimed before and not found
         " FOR UPDATE",
