@@ -168,8 +168,9 @@ async def test_a_finished_upload_never_recorded_is_failed_as_stalled_and_can_be_
     gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """All the bytes arrived, and the PATCH broke off before the file was recorded uploaded
-    (its process killed, say): the sweep of stalled uploads fails the file and removes its
-    bytes, and the file is then uploaded again."""
+    (its process killed, say), and its client never asked again: the sweep of stalled uploads
+    fails the file and removes its bytes; the upload no longer says it is whole, and the file
+    is then uploaded again."""
     data = big_jpeg(6 * MB, variant=17)
     project, session, file_id = await registered(gateway, data)
 
@@ -187,10 +188,36 @@ async def test_a_finished_upload_never_recorded_is_failed_as_stalled_and_can_be_
         )
         assert await sweep_stalled(gateway.runtime) == 1
         state = await file_state(client, session, file_id)
-        assert (state["status"], state["code"]) == ("failed", "upload_interrupted")
+        assert (state["status"], state["code"]) == ("failed", "upload_unrecorded")
         assert await gateway.stored(project.id, file_id) == []
+        asked = await client.head(url, headers=TUS)  # not whole after all: start anew
+        assert asked.status_code == 410 and "Upload-Offset" not in asked.headers
         again = await create(client, session, file_id, len(data))
         assert (await patch(client, again, 0, data)).status_code == 204
+        state = await file_state(client, session, file_id)
+    assert state["status"] == "uploaded" and state["sha256"] == sha(data)
+
+
+async def test_a_finished_upload_whose_recording_failed_is_recorded_when_its_client_asks(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last PATCH's bytes all arrived, then recording the file failed (the database
+    away a moment): the client, told 500, asks for the offset; the file is recorded then,
+    and only then is the upload answered as whole."""
+    data = big_jpeg(6 * MB, variant=18)
+    project, session, file_id = await registered(gateway, data)
+
+    async def away(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the database went away")
+
+    async with gateway.client(project.uploader) as client:
+        url = await create(client, session, file_id, len(data))
+        with monkeypatch.context() as blip:
+            blip.setattr(tus, "complete_upload", away)
+            assert (await patch(client, url, 0, data)).status_code == 500
+        assert (await file_state(client, session, file_id))["status"] == "uploading"
+        asked = await client.head(url, headers=TUS)
+        assert asked.status_code == 200 and asked.headers["Upload-Offset"] == str(len(data))
         state = await file_state(client, session, file_id)
     assert state["status"] == "uploaded" and state["sha256"] == sha(data)
 

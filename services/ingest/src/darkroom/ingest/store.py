@@ -362,15 +362,20 @@ async def abandon_idle_tus(tx: Transaction, session_id: uuid.UUID, *, idle_secon
 
 
 async def fail_stalled(conn: Connection, *, idle_seconds: int) -> list[Record]:
-    """Fail plain uploads that stopped making progress (their connection or process died);
-    each one's project, id and attempt.
+    """Fail uploads that stopped making progress (their connection or process died); each
+    one's project, id and attempt.
 
     A resumable (tus) upload may pause for as long as it has not expired; it is not touched.
-    One whose bytes all arrived is (its process died before recording it).
+    One whose bytes all arrived, never recorded and whose client has not asked for its offset
+    since (which records it) is failed as ``upload_unrecorded``.
     """
+    whole = "EXISTS (SELECT 1 FROM tus_uploads t WHERE t.file_id = files.id)"  # finished, below
     return await conn.fetch(
-        "UPDATE files SET status = 'failed', reason_code = 'upload_interrupted',"
-        " reason = 'The upload stopped before the whole file arrived.', updated_at = now()"
+        "UPDATE files SET status = 'failed', updated_at = now(),"
+        f" reason_code = CASE WHEN {whole} THEN 'upload_unrecorded' ELSE 'upload_interrupted' END,"
+        f" reason = CASE WHEN {whole}"
+        "  THEN 'The whole file arrived but could not be recorded; upload it again.'"
+        "  ELSE 'The upload stopped before the whole file arrived.' END"
         " WHERE status = 'uploading' AND updated_at < now() - make_interval(secs => $1)"
         " AND NOT EXISTS (SELECT 1 FROM tus_uploads t"
         "  WHERE t.file_id = files.id AND t.received < t.length)"

@@ -316,7 +316,9 @@ class _Lease:
 @router.head("/{upload_id}", name="offset")
 async def offset(upload_id: uuid.UUID, caller: CallerDep, runtime: RuntimeDep) -> Response:
     """How many bytes of the upload have arrived: where a client resumes."""
-    upload, _ = await _upload(runtime, caller, upload_id)
+    upload, session = await _upload(runtime, caller, upload_id)
+    if _finished(upload):
+        await _recorded(runtime, upload, session)
     return Response(
         status_code=200,
         headers=_headers(
@@ -362,6 +364,7 @@ async def append(
     upload, session = await _upload(runtime, caller, upload_id)
     if _finished(upload):  # its client missed the last answer; a HEAD gave it this offset
         _require_offset(upload, upload_offset)
+        await _recorded(runtime, upload, session)
         async for chunk in request.stream():
             if chunk:
                 raise Refused("size_mismatch", "This upload is finished; it takes no bytes.", 413)
@@ -387,13 +390,41 @@ async def append(
                 " ask for its offset (HEAD) before going on.",
                 409,
             ) from None
+        if appended.finished:  # recorded while the upload is held: see _recorded
+            await appended.complete()
     finally:
         await lease.release()
     if outcome == "checksum_mismatch":
         raise Refused("checksum_mismatch", "The request's bytes do not match Upload-Checksum.", 460)
-    if appended.finished:
-        await appended.complete()
     return _appended(appended.offset, appended.expires_at)
+
+
+async def _recorded(runtime: Runtime, upload: asyncpg.Record, session: asyncpg.Record) -> None:
+    """A finished upload's file recorded before the upload is answered as whole: the request
+    that finished it records it while it holds the upload (423 meanwhile), and one that failed
+    after its last byte (the database or S3 away, its process stopped) left it to this."""
+    row = await store.file(runtime.db.pool, session["id"], upload["file_id"])
+    key = upload["object_key"]
+    if row is None or key != object_key(session["project_id"], row["id"], row["attempts"]):
+        return  # the file is another attempt's now
+    if row["status"] == "failed":  # not whole after all: a tus client then starts anew
+        raise Refused("upload_failed", "This upload's file failed; upload it again.", 410)
+    if row["status"] != "uploading":
+        return  # recorded
+    lease = await _Lease.take(runtime, upload["id"])
+    try:
+        bucket = runtime.settings.bucket_originals
+        await complete_upload(
+            runtime,
+            session,
+            row,
+            key=key,
+            size=upload["length"],
+            sha256=await runtime.blobs.sha256(bucket, key),
+            family=Family(upload["family"]),
+        )
+    finally:
+        await lease.release()
 
 
 def _require_offset(upload: asyncpg.Record, upload_offset: str | None) -> None:
