@@ -164,6 +164,26 @@ async def test_a_finished_upload_keeps_its_file_until_it_expires_and_after(
     assert await gateway.stored_sha256(file_id) == sha(data)
 
 
+async def unrecorded(
+    client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    session: str,
+    file_id: str,
+    data: bytes,
+) -> str:
+    """An upload whose one PATCH brought every byte, then failed to record its file (the
+    database away, the process killed): answered 500; its URL."""
+
+    async def away(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the database went away")
+
+    url = await create(client, session, file_id, len(data))
+    with monkeypatch.context() as blip:
+        blip.setattr(tus, "complete_upload", away)
+        assert (await patch(client, url, 0, data)).status_code == 500
+    return url
+
+
 async def test_a_finished_upload_never_recorded_is_failed_as_stalled_and_can_be_sent_again(
     gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -173,15 +193,8 @@ async def test_a_finished_upload_never_recorded_is_failed_as_stalled_and_can_be_
     is then uploaded again."""
     data = big_jpeg(6 * MB, variant=17)
     project, session, file_id = await registered(gateway, data)
-
-    async def killed(*args: Any, **kwargs: Any) -> None:
-        raise ConnectionError("the gateway's process was killed")
-
     async with gateway.client(project.uploader) as client:
-        url = await create(client, session, file_id, len(data))
-        with monkeypatch.context() as crash:
-            crash.setattr(tus, "complete_upload", killed)
-            assert (await patch(client, url, 0, data)).status_code == 500
+        url = await unrecorded(client, monkeypatch, session, file_id, data)
         await gateway.runtime.db.pool.execute(
             "UPDATE files SET updated_at = now() - interval '20 minutes' WHERE id = $1",
             uuid.UUID(file_id),
@@ -206,15 +219,8 @@ async def test_a_finished_upload_whose_recording_failed_is_recorded_when_its_cli
     and only then is the upload answered as whole."""
     data = big_jpeg(6 * MB, variant=18)
     project, session, file_id = await registered(gateway, data)
-
-    async def away(*args: Any, **kwargs: Any) -> None:
-        raise ConnectionError("the database went away")
-
     async with gateway.client(project.uploader) as client:
-        url = await create(client, session, file_id, len(data))
-        with monkeypatch.context() as blip:
-            blip.setattr(tus, "complete_upload", away)
-            assert (await patch(client, url, 0, data)).status_code == 500
+        url = await unrecorded(client, monkeypatch, session, file_id, data)
         assert (await file_state(client, session, file_id))["status"] == "uploading"
         asked = await client.head(url, headers=TUS)
         assert asked.status_code == 200 and asked.headers["Upload-Offset"] == str(len(data))
