@@ -53,13 +53,10 @@ async def _owe(
     payload = event.model_dump(mode="json", exclude={"webhooks"})
     domain = settings.mail_from.rpartition("@")[2] or "darkroom"
     give_up = timedelta(seconds=settings.retry_for_seconds)
-    # One message per mailbox, as first spelt: mail systems take Ana@ and ana@ as one, and the
-    # gateway's validation lowers only the domain. Lowered, not case-folded, which would make
-    # straße@ and strasse@ one too.
-    addresses: dict[str, str] = {}
+    addresses: dict[str, str] = {}  # one message per mailbox, as first spelt
     for given in [event.uploader_email or "", *event.recipients]:
         if address := given.strip():
-            addresses.setdefault(address.lower(), address)
+            addresses.setdefault(messages.mailbox(address), address)
     for address in addresses.values():
         if event.digest_minutes:
             await store.gather(

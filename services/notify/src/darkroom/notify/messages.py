@@ -54,6 +54,13 @@ def _digest(subject_key: str, recipient: str) -> str:
     return hashlib.sha256(f"{subject_key}\n{recipient}".encode()).hexdigest()[:40]
 
 
+def mailbox(address: str) -> str:
+    """The mailbox an address names: mail systems take Ana@ and ana@ as one (the gateway's
+    validation lowers only the domain). Lowered, not case-folded, which would make straße@
+    and strasse@ one too. (SQL spells it ``lower(recipient)``.)"""
+    return address.lower()
+
+
 class UnsafeHeader(ValueError):
     """A header that would hold a control character: such a message is never sent."""
 

@@ -73,11 +73,11 @@ async def gather(
     A digest is open until its window closes and its first attempt starts; later news opens
     the next one.
     """
-    # One digest per mailbox: Ana@ and ana@ are one (as one event's recipients are).
+    # One digest per mailbox (``messages.mailbox``), however each event spelt it.
     await tx.execute(
         "SELECT pg_advisory_xact_lock($1, hashtext($2))",
         DIGEST_LOCK,
-        f"{project_id} {recipient.lower()}",
+        f"{project_id} {messages.mailbox(recipient)}",
     )
     delivery_id = await tx.fetchval(
         "SELECT delivery_id FROM deliveries WHERE project_id = $1 AND lower(recipient) = lower($2)"
