@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pillow_heif
 import pytest
-from PIL import Image, ImageChops, ImageStat
+from PIL import Image, ImageChops, ImageCms, ImageStat
 
-from darkroom.common.imaging import UnreadableMedia
+from darkroom.common.imaging import UnreadableMedia, fitted
 from darkroom.metadata.derived import derived_images
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
@@ -172,6 +172,44 @@ def test_colours_in_display_p3_are_converted_to_srgb() -> None:
     assert Image.open(io.BytesIO(untagged)).getpixel((32, 32)) == pytest.approx(
         (200, 100, 50), abs=4
     )
+
+
+@pytest.mark.parametrize(
+    ("photo", "converted"),
+    [
+        ("faces/obama.jpg", False),  # HP's sRGB IEC61966-2.1, as cameras and editors embed it
+        ("faces/people/kit_harington/john2.jpeg", True),  # ProPhoto RGB
+        ("faces/alex-lacamoire.png", True),  # a display's own profile
+    ],
+)
+def test_colours_go_through_a_profile_unless_it_draws_them_as_srgb_does(
+    photo: str, converted: bool
+) -> None:
+    """Converting through the sRGB profile itself moves no colour by more than a level, and
+    costs a pass over every pixel: such a picture is drawn as decoded. Any other profile
+    still converts."""
+    profile = Image.open(CORPUS / photo).info["icc_profile"]
+    colours = Image.linear_gradient("L").resize((64, 64)).convert("RGB")
+    colours = Image.merge(
+        "RGB",
+        (
+            colours.getchannel(0),
+            colours.rotate(90).getchannel(0),
+            colours.rotate(180).getchannel(0),
+        ),
+    )
+    drawn = fitted(_png(colours, icc_profile=profile), 64)
+    through = ImageCms.profileToProfile(
+        colours, ImageCms.ImageCmsProfile(io.BytesIO(profile)), ImageCms.createProfile("sRGB")
+    )
+    assert through is not None
+    assert ImageChops.difference(through, colours).getbbox() is not None  # it moves colours
+    if converted:
+        assert ImageChops.difference(drawn, through).getbbox() is None
+    else:
+        assert ImageChops.difference(drawn, colours).getbbox() is None
+        moved = ImageChops.difference(through, colours)
+        assert moved.point(lambda level: 255 if level > 1 else 0).getbbox() is None  # by one
 
 
 def test_a_cmyk_jpeg_becomes_rgb_through_its_profile() -> None:
