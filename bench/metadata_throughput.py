@@ -72,6 +72,7 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from PIL import Image
 
+from darkroom.common.broker import media_consumers
 from darkroom.common.events import (
     MediaMetadata,
     MediaRef,
@@ -400,7 +401,8 @@ async def run_service(
             await skip_backlog(settings, GROUP, TOPICS)
             async with Results(settings, MediaMetadata.topic) as results:
                 with services(database_url, replicas, probe=probe, workers=args.workers) as running:
-                    await wait_group(settings, GROUP, members=replicas * (args.workers + 1))
+                    members = replicas * (media_consumers(args.workers) + 1)
+                    await wait_group(settings, GROUP, members=members)
                     warm = [uploaded(photos, n, project, session) for n in range(args.warmup)]
                     await publish(producer, warm)
                     await results.wait([e.key() for e in warm], within=120)

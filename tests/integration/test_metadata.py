@@ -52,7 +52,7 @@ async def metadata(
             **settings.model_dump(),
             database_url=await new_database(),
             http_port=0,
-            workers=2,  # two consumers of the group, as deployed
+            workers=2,  # four consumers of the group, as deployed
             extraction_timeout_seconds=30,
         )
     )

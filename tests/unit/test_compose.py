@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from darkroom.common.broker import media_consumers
 from darkroom.common.events import CATALOG
 from darkroom.common.settings import (
     SERVICE_SETTINGS,
@@ -143,6 +144,15 @@ def k8s_object(kind: str, name: str) -> dict[str, Any]:
 
 def configmap() -> dict[str, str]:
     return k8s_object("ConfigMap", "darkroom-settings")["data"]
+
+
+def consumers_per_replica(svc: Service) -> int:
+    """A replica's consumers of its busiest topic: new uploads, for a service with a pool."""
+    workers = svc.settings.model_fields.get("workers")
+    if workers is None:
+        return 1
+    env = {e["name"]: e.get("value") for e in k8s_container(svc).get("env", [])}
+    return media_consumers(int(env.get(f"DARKROOM_{svc.name.upper()}_WORKERS", workers.default)))
 
 
 def k8s_container(svc: Service) -> dict[str, Any]:
@@ -469,7 +479,9 @@ def test_k8s_keda_scales_consumer_on_its_lag(svc: Service) -> None:
         f"a fixed replica count on {svc.name} fights its ScaledObject on every apply"
     )
     assert 1 <= scaled["minReplicaCount"] <= scaled["maxReplicaCount"]
-    assert scaled["maxReplicaCount"] <= int(configmap()["DARKROOM_TOPIC_PARTITIONS"])
+    most = scaled["maxReplicaCount"] * consumers_per_replica(svc)
+    partitions = int(configmap()["DARKROOM_TOPIC_PARTITIONS"])
+    assert most <= partitions, f"{svc.name}: {most} consumers at most, {partitions} partitions"
     triggers = [t["metadata"] for t in scaled["triggers"] if t["type"] == "kafka"]
     for meta in triggers:
         assert meta["consumerGroup"] == svc.name, "each service consumes as its own group"

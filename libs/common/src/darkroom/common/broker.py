@@ -210,6 +210,19 @@ def subscribe(
     return register
 
 
+def media_consumers(workers: int) -> int:
+    """A replica's consumers of new uploads for a pool of ``workers`` processes: two a process.
+
+    Each consumer handles its partitions' events one at a time. With one a process, a process
+    waited while its consumer wrote the last result and fetched the next file, and a burst
+    spread unevenly over the partitions ended with one consumer, so one process, working
+    alone. With two, a file is fetched and waiting for each process, and the uneven end is
+    shorter (bench/RESULTS.md, faces per second). The topic's partitions then serve
+    ``partitions / (2 * workers)`` replicas; consumers past that sit idle.
+    """
+    return 2 * workers
+
+
 def subscribe_media(
     broker: KafkaBroker,
     *,
@@ -222,11 +235,10 @@ def subscribe_media(
 
     ``read(event)`` works on the medium before any transaction (a redelivered event already
     in the inbox is not read again) and returns what to write; the write runs as ``subscribe``
-    runs a handler. New uploads get ``workers`` consumers, one per process of the service's
-    pool, so the pool stays busy; the low-priority lane gets one, so a backfill never delays
-    new uploads.
+    runs a handler. New uploads get ``media_consumers(workers)`` consumers; the low-priority
+    lane gets one, so a backfill never delays new uploads.
     """
-    for topic, consumers in ((MediaUploaded, workers), (MediaReprocess, 1)):
+    for topic, consumers in ((MediaUploaded, media_consumers(workers)), (MediaReprocess, 1)):
         _register(
             broker, topic, read, read, service=service, db=db, max_workers=consumers, reads=True
         )

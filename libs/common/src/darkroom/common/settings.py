@@ -27,7 +27,11 @@ class CommonSettings(BaseSettings):
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
     )
     topic_partitions: int = Field(
-        8, ge=1, description="Partitions per topic: the largest replica count a service may run."
+        8,
+        ge=1,
+        description="Partitions per topic. A replica of metadata, dedup or tagging consumes"
+        " new uploads with two consumers per worker process, so 8 partitions serve two replicas"
+        " of two workers; consumers past the partitions sit idle.",
     )
     topic_replication_factor: int = Field(1, ge=1, description="Replicas of each topic.")
     s3_endpoint: str = Field("http://127.0.0.1:9000", description="S3-compatible endpoint URL.")
