@@ -5,20 +5,32 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from darkroom.common.events import dlq_topic
+from darkroom.common.broker import Write, subscribe_media
+from darkroom.common.db import Transaction
+from darkroom.common.events import (
+    MediaRef,
+    MediaReprocess,
+    MediaUploaded,
+    cloudevent_headers,
+    dlq_topic,
+)
+from darkroom.common.pool import queued
 from darkroom.common.relay import RELAY_LOCK
 from darkroom.common.runtime import Runtime
 from darkroom.common.settings import CommonSettings
+from darkroom.common.topics import skip_backlog
 
 from .backbone import at_least, eventually, read_topic, start_pair
+from .conftest import create_topics
 
 
 async def test_outbox_event_reaches_another_service_with_cloudevents_and_trace(
@@ -219,3 +231,67 @@ async def test_an_event_kafka_refuses_for_its_size_is_set_aside_and_the_next_one
         "SELECT published_at, refused FROM outbox ORDER BY id LIMIT 1"
     )
     assert row["published_at"] is not None and "larger than the maximum" in row["refused"]
+
+
+async def test_a_media_consumer_tells_the_pool_how_many_events_wait_behind_each(
+    make_runtime: Any, settings: CommonSettings, unique: str
+) -> None:
+    """The worker pool serves first the file with the most events behind it, so a burst
+    spread unevenly over partitions ends on every process: each read learns that number."""
+    name = f"probe-media-{unique}"
+    await create_topics(settings, dlq_topic(name))
+    await skip_backlog(settings, name, (MediaUploaded.topic, MediaReprocess.topic))
+    medium = uuid.uuid4()  # one key: one partition, read in order
+    burst = [
+        MediaUploaded(
+            media=MediaRef(
+                media_id=medium,
+                project_id=uuid.uuid4(),
+                session_id=uuid.uuid4(),
+                object_key=f"{medium}/original",
+                relative_path="a.jpg",
+                ai_tagging=False,
+                classification="UNCLASSIFIED",
+            ),
+            sha256="0" * 64,
+            size=1,
+            content_type="image/jpeg",
+            session_capture_date=date(2024, 5, 17),
+            project_timezone="UTC",
+            source="test",
+            view_name="burst",
+            uploaded_at=datetime.now(UTC),
+        )
+        for _ in range(6)
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for event in burst:  # all waiting before the consumer starts
+            await producer.send_and_wait(
+                event.topic,
+                event.model_dump_json().encode(),
+                key=event.key().encode(),
+                headers=[(k, v.encode()) for k, v in cloudevent_headers(event, source="t").items()],
+            )
+    finally:
+        await producer.stop()
+    behind: list[int] = []
+
+    async def read(event: MediaUploaded) -> Write:
+        behind.append(queued.get())
+
+        async def write(tx: Transaction) -> None:
+            pass
+
+        return write
+
+    runtime = await make_runtime(name)
+    subscribe_media(runtime.broker, service=name, db=runtime.db, workers=1, read=read)
+    await runtime.start()
+
+    async def seen() -> list[int]:
+        return behind
+
+    await eventually(lambda: at_least(seen, len(burst)))
+    assert behind == [5, 4, 3, 2, 1, 0]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from darkroom.common.pool import WorkerPool, WorkFailed
+from darkroom.common.pool import WorkerPool, WorkFailed, _Gate, queued
 
 
 @pytest.fixture
@@ -83,6 +83,62 @@ async def test_the_time_limit_starts_when_a_process_is_free() -> None:
         assert results == [None, None, None]
     finally:
         pool.close()
+
+
+async def test_a_free_process_goes_to_the_file_with_the_most_events_behind_it() -> None:
+    """The consumer with the longest backlog is served first (a burst's partitions then end
+    together, on every process); files with as many behind them go in order of arrival."""
+    pool = WorkerPool(1, timeout_seconds=30, what="test")
+    try:
+        await pool.run(os.getpid)  # the process is up
+        holding = asyncio.create_task(pool.run(time.sleep, 0.6))
+        await asyncio.sleep(0.1)
+        waiting = []
+        for behind in (1, 9, 4, 9):
+            waiting.append(asyncio.create_task(_with_behind(pool, behind)))
+            await asyncio.sleep(0.05)
+        await holding
+        started = await asyncio.gather(*waiting)
+        order = sorted(range(len(started)), key=lambda n: started[n])
+        assert order == [1, 3, 2, 0]
+    finally:
+        pool.close()
+
+
+async def test_a_file_given_up_while_it_waits_leaves_its_turn_to_the_next() -> None:
+    pool = WorkerPool(1, timeout_seconds=30, what="test")
+    try:
+        await pool.run(os.getpid)
+        holding = asyncio.create_task(pool.run(time.sleep, 0.4))
+        await asyncio.sleep(0.1)
+        given_up = asyncio.create_task(_with_behind(pool, 5))
+        after = asyncio.create_task(_with_behind(pool, 1))
+        await asyncio.sleep(0.05)
+        given_up.cancel()
+        await holding
+        assert await asyncio.wait_for(after, timeout=10) > 0
+        await asyncio.gather(given_up, return_exceptions=True)
+        assert await asyncio.wait_for(pool.run(os.getpid), timeout=10) > 0  # none held on
+    finally:
+        pool.close()
+
+
+async def test_a_turn_given_to_a_file_given_up_at_that_moment_passes_to_the_next() -> None:
+    gate = _Gate(1)
+    await gate.acquire(0)  # the one process is busy
+    first = asyncio.create_task(gate.acquire(5))
+    second = asyncio.create_task(gate.acquire(1))
+    await asyncio.sleep(0)  # both wait
+    gate.release()  # the process is free: the first's turn ...
+    first.cancel()  # ... which is given up before it could go
+    await asyncio.wait_for(second, timeout=5)
+    await asyncio.gather(first, return_exceptions=True)
+
+
+async def _with_behind(pool: WorkerPool, behind: int) -> float:
+    """When the work started, handed over as a consumer with ``behind`` events queued."""
+    queued.set(behind)  # this task's own context
+    return await pool.run(time.time)
 
 
 async def test_closing_ends_work_still_running_rather_than_waiting_for_it() -> None:

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from aiokafka import AIOKafkaConsumer
 from faststream import AckPolicy, BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -31,6 +32,7 @@ from opentelemetry.trace import TracerProvider
 
 from darkroom.common.db import Database, Transaction, first_delivery, handled
 from darkroom.common.events import Event, MediaReprocess, MediaUploaded, dlq_topic
+from darkroom.common.pool import queued
 from darkroom.common.retry import TRANSIENT_ERRORS, backoff
 from darkroom.common.settings import CommonSettings
 
@@ -216,9 +218,11 @@ def media_consumers(workers: int) -> int:
     Each consumer handles its partitions' events one at a time. With one a process, a process
     waited while its consumer wrote the last result and fetched the next file, and a burst
     spread unevenly over the partitions ended with one consumer, so one process, working
-    alone. With two, a file is fetched and waiting for each process, and the uneven end is
-    shorter (bench/RESULTS.md, faces per second). The topic's partitions then serve
-    ``partitions / (2 * workers)`` replicas; consumers past that sit idle.
+    alone. With two, a file is fetched and waiting for each process; and as each read tells
+    the pool how many events wait behind it (``pool.queued``), the pool serves the longest
+    backlog first and the consumers' partitions run dry together (bench/RESULTS.md, faces per
+    second). The topic's partitions then serve ``partitions / (2 * workers)`` replicas;
+    consumers past that sit idle.
     """
     return 2 * workers
 
@@ -236,12 +240,27 @@ def subscribe_media(
     ``read(event)`` works on the medium before any transaction (a redelivered event already
     in the inbox is not read again) and returns what to write; the write runs as ``subscribe``
     runs a handler. New uploads get ``media_consumers(workers)`` consumers; the low-priority
-    lane gets one, so a backfill never delays new uploads.
+    lane gets one, and its files tell the pool of no events behind them, so a backfill never
+    delays new uploads.
     """
     for topic, consumers in ((MediaUploaded, media_consumers(workers)), (MediaReprocess, 1)):
         _register(
             broker, topic, read, read, service=service, db=db, max_workers=consumers, reads=True
         )
+
+
+async def _behind(message: KafkaMessage) -> int:
+    """How many records wait in the partitions of the consumer that delivered ``message``, as
+    far as its last fetch knows."""
+    consumer = message.consumer
+    if not isinstance(consumer, AIOKafkaConsumer):
+        return 0
+    waiting = 0
+    for partition in consumer.assignment():
+        end = consumer.highwater(partition)
+        if end is not None:  # fetched from, so its position is known: no wait
+            waiting += max(0, end - await consumer.position(partition))
+    return waiting
 
 
 def _register(
@@ -261,6 +280,8 @@ def _register(
             raise ValueError("record has no ce_id header: not a CloudEvent")
         if reads and await handled(db, consumer=service, event_id=event_id):
             return  # a redelivery: not read again
+        if reads and event is MediaUploaded:
+            queued.set(await _behind(message))
         write = await read(body)  # type: ignore[arg-type]
         async with db.transaction() as tx:
             if await first_delivery(tx, consumer=service, event_id=event_id):

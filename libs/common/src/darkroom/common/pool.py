@@ -6,8 +6,11 @@ a stuck decoder cannot stall the consumer, and a file cut short beside it is wor
 in the new pool, beside the others. When a worker process crashes (a decoder fault) which file
 did it cannot be told: each file in the pool then is worked on once more, alone in a new pool
 (it waits for the files running to end), and the one that crashes it again fails. A file
-handed over while every process is busy (the reprocessing lane's consumer runs beside the new
-uploads' ones) waits for a free process; its time limit starts only then.
+handed over while every process is busy (a replica runs more consumers than processes) waits
+for a free process; its time limit starts only then. A free process goes to the waiting file
+with the most events queued behind it (``queued``, which the consumer sets): the consumer
+with the longest backlog is served first, so a burst spread unevenly over partitions ends on
+every process rather than on one; ties go in order of arrival.
 
 Workers are started by a fork server, not forked from the service: a forked worker would
 inherit the service's listening socket and its threads' locks, and would outlive a service
@@ -17,16 +20,22 @@ killed with SIGKILL, keeping its port taken (measured: the restarted service cou
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import multiprocessing
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+queued: ContextVar[int] = ContextVar("queued", default=0)
+"""How many events wait behind the one being handled, in its consumer's partitions."""
 
 
 class WorkFailed(Exception):
@@ -45,6 +54,37 @@ class _CutShort(Exception):
     """The file's pool was replaced for another file's time limit: it is run again at once."""
 
 
+class _Gate:
+    """``slots`` holders at a time; a waiter with more queued behind it is let in first, and
+    waiters with as many in order of arrival."""
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrival = itertools.count()
+
+    async def acquire(self, behind: int) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        turn = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (-behind, next(self._arrival), turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # let in, but cancelled before it could go: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._free += 1
+
+
 class WorkerPool:
     """``workers`` processes, started on first use; ``what`` names the work in failure codes."""
 
@@ -53,7 +93,7 @@ class WorkerPool:
         self._timeout = timeout_seconds
         self._what = what
         self._pool: ProcessPoolExecutor | None = None
-        self._free = asyncio.Semaphore(workers)
+        self._free = _Gate(workers)
         self._alone = asyncio.Lock()
         self._timed_out: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()
 
@@ -75,7 +115,9 @@ class WorkerPool:
     async def run(self, work: Callable[..., T], *args: Any) -> T:
         """``work(*args)`` in a worker process once one is free; raises ``WorkFailed`` when it
         passes the time limit or crashes."""
-        async with self._free:
+        behind = queued.get()
+        await self._free.acquire(behind)
+        try:
             for last in (False, True):
                 try:
                     return await self._once(work, args)
@@ -84,11 +126,13 @@ class WorkerPool:
                         break
                 except BrokenProcessPool:
                     break  # a crash: which file did it cannot be told
+        finally:
+            self._free.release()
         held = 0
         async with self._alone:  # once more, with no other file beside it
             try:
                 for _ in range(self._workers):
-                    await self._free.acquire()
+                    await self._free.acquire(behind)
                     held += 1
                 return await self._once(work, args)
             except (BrokenProcessPool, _CutShort):
