@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError
 from faststream.kafka import KafkaMessage, TestKafkaBroker
 
-from darkroom.common.broker import ConsumerPolicy, create_broker
+from darkroom.common.broker import ConsumerPolicy, _behind, create_broker
 from darkroom.common.retry import TransientError, backoff
 from darkroom.common.settings import CommonSettings
 
@@ -117,3 +120,24 @@ def test_backoff_grows_and_is_capped() -> None:
     assert all(0.1 <= backoff(1) <= 0.2 for _ in range(50))
     assert all(backoff(30, cap=5.0) <= 5.0 for _ in range(50))
     assert all(backoff(4) >= 0.8 for _ in range(50))
+
+
+async def test_a_partition_taken_while_the_backlog_is_counted_fails_no_message() -> None:
+    """How many events wait behind a media read only orders the pool's turns: a rebalance
+    that takes one of the consumer's partitions meanwhile leaves the count at what is known."""
+    kept, taken = TopicPartition("t", 0), TopicPartition("t", 1)
+    consumer = AIOKafkaConsumer(bootstrap_servers="localhost:1")  # never started
+
+    async def position(partition: TopicPartition) -> int:
+        if partition == taken:
+            raise IllegalStateError(f"Partition {partition} is not assigned")
+        return 4
+
+    consumer.assignment = lambda: [kept, taken]
+    consumer.highwater = lambda partition: 10
+    consumer.position = position
+    message = cast(KafkaMessage, SimpleNamespace(consumer=consumer))
+    try:
+        assert await _behind(message) == 6
+    finally:
+        await consumer.stop()

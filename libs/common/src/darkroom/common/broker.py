@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy, BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -251,15 +252,18 @@ def subscribe_media(
 
 async def _behind(message: KafkaMessage) -> int:
     """How many records wait in the partitions of the consumer that delivered ``message``, as
-    far as its last fetch knows."""
+    far as its last fetch knows. Only an order of turns hangs on it: it never fails a message."""
     consumer = message.consumer
     if not isinstance(consumer, AIOKafkaConsumer):
         return 0
     waiting = 0
-    for partition in consumer.assignment():
-        end = consumer.highwater(partition)
-        if end is not None:  # fetched from, so its position is known: no wait
-            waiting += max(0, end - await consumer.position(partition))
+    try:
+        for partition in consumer.assignment():
+            end = consumer.highwater(partition)
+            if end is not None:  # fetched from, so its position is known: no wait
+                waiting += max(0, end - await consumer.position(partition))
+    except (AssertionError, KafkaError):  # a rebalance took a partition meanwhile
+        pass
     return waiting
 
 
