@@ -124,7 +124,7 @@ async def test_a_file_given_up_while_it_waits_leaves_its_turn_to_the_next() -> N
 
 
 async def test_a_turn_given_to_a_file_given_up_at_that_moment_passes_to_the_next() -> None:
-    gate = _Gate(1)
+    gate = _Gate(1, patience=60)
     await gate.acquire(0)  # the one process is busy
     first = asyncio.create_task(gate.acquire(5))
     second = asyncio.create_task(gate.acquire(1))
@@ -133,6 +133,29 @@ async def test_a_turn_given_to_a_file_given_up_at_that_moment_passes_to_the_next
     first.cancel()  # ... which is given up before it could go
     await asyncio.wait_for(second, timeout=5)
     await asyncio.gather(first, return_exceptions=True)
+
+
+async def test_a_file_that_waited_its_patience_goes_before_longer_backlogs() -> None:
+    """The reprocessing lane tells of nothing behind its files: during a burst it would wait
+    until every backlog ran dry (and its consumer, past Kafka's poll interval, out of its
+    group). Once it has waited its patience, it goes first."""
+    gate = _Gate(1, patience=0.2)
+    await gate.acquire(0)  # the one process is busy
+    backfill = asyncio.create_task(gate.acquire(0))
+    await asyncio.sleep(0.05)
+    early = asyncio.create_task(gate.acquire(50))
+    await asyncio.sleep(0)
+    gate.release()  # the backfill has not waited long: the burst goes first
+    await asyncio.sleep(0)
+    assert early.done() and not backfill.done()
+    await asyncio.sleep(0.3)  # past the backfill's patience
+    late = asyncio.create_task(gate.acquire(50))
+    await asyncio.sleep(0)
+    gate.release()
+    await asyncio.sleep(0)
+    assert backfill.done() and not late.done()
+    gate.release()
+    await asyncio.wait_for(late, timeout=5)
 
 
 async def _with_behind(pool: WorkerPool, behind: int) -> float:

@@ -241,8 +241,9 @@ def subscribe_media(
     ``read(event)`` works on the medium before any transaction (a redelivered event already
     in the inbox is not read again) and returns what to write; the write runs as ``subscribe``
     runs a handler. New uploads get ``media_consumers(workers)`` consumers; the low-priority
-    lane gets one, and its files tell the pool of no events behind them, so a backfill never
-    delays new uploads.
+    lane gets one, and its files tell the pool of no events behind them: during a burst of
+    uploads a backfill's file waits for a process until the burst's backlogs run dry, or for
+    the pool's patience (``pool.PATIENCE_SECONDS``).
     """
     for topic, consumers in ((MediaUploaded, media_consumers(workers)), (MediaReprocess, 1)):
         _register(
@@ -258,11 +259,12 @@ async def _behind(message: KafkaMessage) -> int:
         return 0
     waiting = 0
     try:
-        for partition in consumer.assignment():
-            end = consumer.highwater(partition)
-            if end is not None:  # fetched from, so its position is known: no wait
-                waiting += max(0, end - await consumer.position(partition))
-    except (AssertionError, KafkaError):  # a rebalance took a partition meanwhile
+        async with asyncio.timeout(1):  # a position being reset is not waited for
+            for partition in consumer.assignment():
+                end = consumer.highwater(partition)
+                if end is not None:  # fetched from
+                    waiting += max(0, end - await consumer.position(partition))
+    except (TimeoutError, AssertionError, KafkaError):  # or a rebalance took a partition
         pass
     return waiting
 

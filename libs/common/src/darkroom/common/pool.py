@@ -10,7 +10,8 @@ handed over while every process is busy (a replica runs more consumers than proc
 for a free process; its time limit starts only then. A free process goes to the waiting file
 with the most events queued behind it (``queued``, which the consumer sets): the consumer
 with the longest backlog is served first, so a burst spread unevenly over partitions ends on
-every process rather than on one; ties go in order of arrival.
+every process rather than on one; ties go in order of arrival, and a file that has waited
+``PATIENCE_SECONDS`` goes first.
 
 Workers are started by a fork server, not forked from the service: a forked worker would
 inherit the service's listening socket and its threads' locks, and would outlive a service
@@ -24,7 +25,9 @@ import heapq
 import itertools
 import logging
 import multiprocessing
+import sys
 import weakref
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -36,6 +39,11 @@ T = TypeVar("T")
 
 queued: ContextVar[int] = ContextVar("queued", default=0)
 """How many events wait behind the one being handled, in its consumer's partitions."""
+
+PATIENCE_SECONDS = 10.0
+"""How long a file waits for a process before it goes first, whatever the backlogs."""
+FIRST = sys.maxsize
+"""The turn of a file worked on once more alone, after a crash: it empties the pool."""
 
 
 class WorkFailed(Exception):
@@ -55,20 +63,27 @@ class _CutShort(Exception):
 
 
 class _Gate:
-    """``slots`` holders at a time; a waiter with more queued behind it is let in first, and
-    waiters with as many in order of arrival."""
+    """``slots`` holders at a time. A free slot goes to the waiter with the most queued behind
+    it, waiters with as many in order of arrival; but a waiter that has waited ``patience``
+    seconds goes first, in order of arrival, so none waits long on others' backlogs (the
+    reprocessing lane, which tells of none, among them: and a consumer that waits past Kafka's
+    poll interval leaves its group)."""
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, patience: float) -> None:
         self._free = slots
-        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._patience = patience
+        self._by_backlog: list[tuple[int, int, asyncio.Future[None]]] = []  # a heap
+        self._by_arrival: deque[tuple[float, asyncio.Future[None]]] = deque()
         self._arrival = itertools.count()
 
     async def acquire(self, behind: int) -> None:
-        if self._free > 0 and not self._waiting:
+        if self._free > 0 and not self._by_backlog:
             self._free -= 1
             return
-        turn = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiting, (-behind, next(self._arrival), turn))
+        loop = asyncio.get_running_loop()
+        turn = loop.create_future()
+        heapq.heappush(self._by_backlog, (-behind, next(self._arrival), turn))
+        self._by_arrival.append((loop.time(), turn))
         try:
             await turn
         except asyncio.CancelledError:
@@ -77,8 +92,18 @@ class _Gate:
             raise
 
     def release(self) -> None:
-        while self._waiting:
-            _, _, turn = heapq.heappop(self._waiting)
+        """Let the next waiter in, or free the slot. (A waiter let in, or given up, stays in
+        the other order until it comes up there, and is passed over.)"""
+        while self._by_arrival and self._by_arrival[0][1].done():
+            self._by_arrival.popleft()
+        if self._by_arrival:
+            since, turn = self._by_arrival[0]
+            if asyncio.get_running_loop().time() - since >= self._patience:
+                self._by_arrival.popleft()
+                turn.set_result(None)
+                return
+        while self._by_backlog:
+            _, _, turn = heapq.heappop(self._by_backlog)
             if not turn.done():
                 turn.set_result(None)
                 return
@@ -93,7 +118,7 @@ class WorkerPool:
         self._timeout = timeout_seconds
         self._what = what
         self._pool: ProcessPoolExecutor | None = None
-        self._free = _Gate(workers)
+        self._free = _Gate(workers, patience=PATIENCE_SECONDS)
         self._alone = asyncio.Lock()
         self._timed_out: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()
 
@@ -132,7 +157,7 @@ class WorkerPool:
         async with self._alone:  # once more, with no other file beside it
             try:
                 for _ in range(self._workers):
-                    await self._free.acquire(behind)
+                    await self._free.acquire(FIRST)  # the processes are idle meanwhile
                     held += 1
                 return await self._once(work, args)
             except (BrokenProcessPool, _CutShort):
