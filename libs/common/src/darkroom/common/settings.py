@@ -31,7 +31,8 @@ class CommonSettings(BaseSettings):
         ge=1,
         description="Partitions per topic. A replica of metadata, dedup or tagging consumes"
         " new uploads with two consumers per worker process, so 8 partitions serve two replicas"
-        " of two workers; consumers past the partitions sit idle.",
+        " of two workers; consumers past the partitions sit idle. Topics are created with it"
+        " when missing; topics that exist keep their count.",
     )
     topic_replication_factor: int = Field(1, ge=1, description="Replicas of each topic.")
     s3_endpoint: str = Field("http://127.0.0.1:9000", description="S3-compatible endpoint URL.")
