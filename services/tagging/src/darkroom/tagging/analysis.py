@@ -36,8 +36,13 @@ SENSITIVE = frozenset(
 )
 
 
-SAFETY_INPUT = 320  # the side of the square the safety model reads
-SAFETY_CANDIDATE_SCORE = 0.2  # nudenet's floor for a candidate box, before its suppression
+# nudenet's own figures (NudeDetector.detect, nudenet pinned): the side of the square its model
+# reads, the floor of a candidate box's score, and its non-maximum suppression's score floor
+# and overlap across labels
+SAFETY_INPUT = 320
+SAFETY_CANDIDATE_SCORE = 0.2
+SAFETY_SUPPRESSION_SCORE = 0.25
+SAFETY_SUPPRESSION_OVERLAP = 0.45
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,9 @@ def detections(rgb: np.ndarray) -> list[Detection]:
     box_width = np.minimum(box_width, width - left)
     box_height = np.minimum(box_height, height - top)
     boxes = np.stack([left, top, box_width, box_height], axis=1)
-    picked = cv2.dnn.NMSBoxes(boxes.tolist(), best[kept].tolist(), 0.25, 0.45)
+    picked = cv2.dnn.NMSBoxes(
+        boxes.tolist(), best[kept].tolist(), SAFETY_SUPPRESSION_SCORE, SAFETY_SUPPRESSION_OVERLAP
+    )
     label = scores[kept].argmax(axis=1)
     return [
         Detection(
