@@ -245,9 +245,18 @@ def subscribe_media(
     uploads a backfill's file waits for a process until the burst's backlogs run dry, or for
     the pool's patience (``pool.PATIENCE_SECONDS``).
     """
-    for topic, consumers in ((MediaUploaded, media_consumers(workers)), (MediaReprocess, 1)):
+    lanes = ((MediaUploaded, media_consumers(workers), True), (MediaReprocess, 1, False))
+    for topic, consumers, tells_backlog in lanes:
         _register(
-            broker, topic, read, read, service=service, db=db, max_workers=consumers, reads=True
+            broker,
+            topic,
+            read,
+            read,
+            service=service,
+            db=db,
+            max_workers=consumers,
+            reads=True,
+            tells_backlog=tells_backlog,
         )
 
 
@@ -279,6 +288,7 @@ def _register(
     db: Database,
     max_workers: int,
     reads: bool = False,
+    tells_backlog: bool = False,
 ) -> None:
     async def on_event(body: Event, message: KafkaMessage) -> None:
         event_id = message.headers.get("ce_id")
@@ -286,7 +296,7 @@ def _register(
             raise ValueError("record has no ce_id header: not a CloudEvent")
         if reads and await handled(db, consumer=service, event_id=event_id):
             return  # a redelivery: not read again
-        if reads and event is MediaUploaded:
+        if tells_backlog:
             queued.set(await _behind(message))
         write = await read(body)  # type: ignore[arg-type]
         async with db.transaction() as tx:

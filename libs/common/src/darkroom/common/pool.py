@@ -140,8 +140,7 @@ class WorkerPool:
     async def run(self, work: Callable[..., T], *args: Any) -> T:
         """``work(*args)`` in a worker process once one is free; raises ``WorkFailed`` when it
         passes the time limit or crashes."""
-        behind = queued.get()
-        await self._free.acquire(behind)
+        await self._free.acquire(queued.get())
         try:
             for last in (False, True):
                 try:
