@@ -345,19 +345,18 @@ def _draws_as_srgb(profile: bytes) -> bool:
     (per process) on a probe: 4,096 colours across the cube, 16 levels a channel, and the
     grey ramp.
     """
-    drawn = _through(_PROBE, profile, "RGB")
+    probe = _probe()
+    drawn = _through(probe, profile, "RGB")
     if drawn is None:
         return False
-    moved = ImageChops.difference(drawn, _PROBE).point(lambda level: 255 if level > 1 else 0)
+    moved = ImageChops.difference(drawn, probe).point(lambda level: 255 if level > 1 else 0)
     return moved.getbbox() is None  # no colour moved by more than one level
 
 
-_LEVELS = range(0, 256, 17)
-_PROBE = Image.frombytes(
-    "RGB",
-    (16**3 + 256, 1),
-    bytes(
-        [v for r in _LEVELS for g in _LEVELS for b in _LEVELS for v in (r, g, b)]
-        + [v for grey in range(256) for v in (grey, grey, grey)]
-    ),
-)
+@functools.cache
+def _probe() -> Image.Image:
+    """The colours ``_draws_as_srgb`` tries, made once a process and only when first needed."""
+    levels = range(0, 256, 17)
+    cube = [v for r in levels for g in levels for b in levels for v in (r, g, b)]
+    grey = [v for level in range(256) for v in (level, level, level)]
+    return Image.frombytes("RGB", (len(levels) ** 3 + 256, 1), bytes(cube + grey))
