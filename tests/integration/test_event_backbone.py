@@ -161,6 +161,22 @@ async def test_a_service_stays_ready_while_kafka_is_away_and_says_so(
     assert (status["postgres"], status["s3"]) == ("ok", "ok")
 
 
+async def test_a_service_whose_outbox_relay_stopped_is_not_ready_and_says_why(
+    make_runtime: Any, settings: CommonSettings, unique: str
+) -> None:
+    """A relay task that ended is a bug: nothing would ever leave the outbox. The answer is
+    503, and says so under "outbox" (it said "ok" there, under a 503)."""
+    pair = await start_pair(make_runtime, settings, unique)
+    relay = pair.producer._relay
+    assert relay is not None
+    relay.cancel()
+    await asyncio.gather(relay, return_exceptions=True)
+    response = await pair.producer._readyz()
+    status = json.loads(bytes(response.body))
+    assert response.status_code == 503 and status["status"] == "not ready"
+    assert status["outbox"] == "stopped"
+
+
 async def _halted(runtime: Runtime) -> bool:
     return runtime.policy.halted is not None
 

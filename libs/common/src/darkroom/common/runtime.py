@@ -170,9 +170,10 @@ class Runtime:
             # they wait there and nothing is lost; taking the gateway out of service for it
             # would refuse every upload for nothing.
             reported["kafka"] = await _check(self._ping_kafka)
-            reported["outbox"] = "ok" if self.relay.healthy else "publishing is failing"
             if self._relay is None or self._relay.done():  # a bug: nothing would ever leave
                 checks["outbox"] = "stopped"
+            else:
+                reported["outbox"] = "ok" if self.relay.healthy else "publishing is failing"
         ready = self.started and all(v in (True, "ok") for v in checks.values())
         return JSONResponse(
             {
