@@ -717,8 +717,7 @@ async def complete_upload(
     if done is None:
         # Given up while it ran: its bytes go, unless the file keeps this very key (a retry by
         # a gateway from before keys per attempt wrote the first attempt's key again).
-        if await pool.fetchval("SELECT object_key FROM files WHERE id = $1", file_id) != key:
-            await runtime.blobs.remove(bucket, key)
+        await remove_unless_kept(runtime, file_id, key)
         raise Refused(
             "upload_superseded",
             "This upload was given up while it ran (it stalled, or the file was uploaded"
@@ -728,6 +727,13 @@ async def complete_upload(
     if done["status"] == "skipped_duplicate":
         await runtime.blobs.remove(bucket, key)
     return file_view(done)
+
+
+async def remove_unless_kept(runtime: Runtime, file_id: uuid.UUID, key: str) -> None:
+    """Remove the object at ``key`` unless it is the one the file records as its bytes."""
+    kept = await runtime.db.pool.fetchval("SELECT object_key FROM files WHERE id = $1", file_id)
+    if kept != key:
+        await runtime.blobs.remove(runtime.settings.bucket_originals, key)
 
 
 async def sweep_stalled(runtime: Runtime, idle_seconds: int = store.STALLED_AFTER) -> int:

@@ -45,6 +45,7 @@ from darkroom.ingest.api import (
     object_key,
     policy_and_limits,
     refusal,
+    remove_unless_kept,
     require_open,
     require_visible,
     visible_session,
@@ -700,11 +701,7 @@ async def _discard(runtime: Runtime, upload: Mapping[str, Any]) -> None:
         await blobs.abort_multipart(bucket, upload["object_key"], upload["multipart_id"])
     if upload["tail_key"]:
         await blobs.remove(bucket, upload["tail_key"])
-    kept = await runtime.db.pool.fetchval(
-        "SELECT object_key FROM files WHERE id = $1", upload["file_id"]
-    )
-    if kept != upload["object_key"]:
-        await blobs.remove(bucket, upload["object_key"])
+    await remove_unless_kept(runtime, upload["file_id"], upload["object_key"])
     _hashes.pop(upload["id"], None)
 
 
